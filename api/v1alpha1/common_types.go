@@ -1,0 +1,155 @@
+package v1alpha1
+
+// Condition types shared by the otafleet resources.
+const (
+	// ConditionReady is True when the resource has reached its goal: a
+	// Firmware stored and checked, a Product owning its productKey, a
+	// campaign finished successfully.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the controller works towards the
+	// goal and expects to make progress without help.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the controller cannot make progress
+	// without a change by a human; its message says what to change.
+	ConditionStalled = "Stalled"
+)
+
+// Condition reasons shared by the otafleet resources.
+const (
+	ReasonSucceeded          = "Succeeded"
+	ReasonProgressing        = "Progressing"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonStorageError       = "StorageError"
+	ReasonWaitingForUpload   = "WaitingForUpload"
+	ReasonDigestMismatch     = "DigestMismatch"
+	ReasonSignatureInvalid   = "SignatureInvalid"
+	ReasonInUse              = "InUse"
+	ReasonDuplicateProduct   = "DuplicateProductKey"
+	ReasonProductNotFound    = "ProductNotFound"
+	ReasonFirmwareNotReady   = "FirmwareNotReady"
+	ReasonFirmwareUnverified = "FirmwareNotVerified"
+	ReasonScheduled          = "Scheduled"
+	ReasonPaused             = "Paused"
+	ReasonWavePaused         = "WavePaused"
+	ReasonCanceled           = "Canceled"
+	ReasonAborted            = "AbortThresholdExceeded"
+	ReasonFailed             = "Failed"
+	ReasonNonDefaultPort     = "DeviceEndpointNonDefaultPort"
+)
+
+// DefaultModule is the module whose version is the whole device's firmware
+// version; devices may omit it from their messages.
+const DefaultModule = "default"
+
+// TaskState is the state of one device's task in one campaign, as the
+// protocol names it.
+// +kubebuilder:validation:Enum=CONFIRM;QUEUED;NOTIFIED;IN_PROGRESS;SUCCEEDED;FAILED;TIMED_OUT;CANCELED
+type TaskState string
+
+// Device task states. CONFIRM, QUEUED, NOTIFIED and IN_PROGRESS are active:
+// a device holds at most one active task across all campaigns and modules.
+const (
+	TaskConfirm    TaskState = "CONFIRM"
+	TaskQueued     TaskState = "QUEUED"
+	TaskNotified   TaskState = "NOTIFIED"
+	TaskInProgress TaskState = "IN_PROGRESS"
+	TaskSucceeded  TaskState = "SUCCEEDED"
+	TaskFailed     TaskState = "FAILED"
+	TaskTimedOut   TaskState = "TIMED_OUT"
+	TaskCanceled   TaskState = "CANCELED"
+)
+
+// Active reports whether a task in this state holds its device.
+func (s TaskState) Active() bool {
+	switch s {
+	case TaskConfirm, TaskQueued, TaskNotified, TaskInProgress:
+		return true
+	}
+	return false
+}
+
+// Started reports whether the device has been pushed for this task, so that
+// another campaign may no longer overwrite it.
+func (s TaskState) Started() bool {
+	return s == TaskNotified || s == TaskInProgress
+}
+
+// SignMethod names the digest devices check the image against.
+// +kubebuilder:validation:Enum=Md5;Sha256
+type SignMethod string
+
+// Sign methods, spelled as the vendor's device SDK compares them.
+const (
+	SignMethodMD5    SignMethod = "Md5"
+	SignMethodSHA256 SignMethod = "Sha256"
+)
+
+// TaskCounts counts a campaign's device tasks by state.
+type TaskCounts struct {
+	// total is the number of devices selected so far.
+	// +optional
+	Total int64 `json:"total,omitempty"`
+	// confirm counts tasks waiting for the end user's confirmation.
+	// +optional
+	Confirm int64 `json:"confirm,omitempty"`
+	// queued counts tasks waiting to be pushed.
+	// +optional
+	Queued int64 `json:"queued,omitempty"`
+	// notified counts devices pushed that have not reported progress yet.
+	// +optional
+	Notified int64 `json:"notified,omitempty"`
+	// inProgress counts devices that reported progress.
+	// +optional
+	InProgress int64 `json:"inProgress,omitempty"`
+	// succeeded counts devices that reported the target version.
+	// +optional
+	Succeeded int64 `json:"succeeded,omitempty"`
+	// failed counts devices that failed (any step code, busy, retries
+	// exhausted).
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+	// timedOut counts devices that did not finish within the timeout.
+	// +optional
+	TimedOut int64 `json:"timedOut,omitempty"`
+	// canceled counts tasks canceled by an operator, the app or an abort.
+	// +optional
+	Canceled int64 `json:"canceled,omitempty"`
+}
+
+// ReasonCount is how many devices failed for one reason.
+type ReasonCount struct {
+	// reason is a failure code such as DownloadFailed or Busy.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+	// count is the number of devices that failed for this reason.
+	// +required
+	Count int64 `json:"count"`
+	// example is the description one of those devices sent, if any.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Example string `json:"example,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// name of the referent.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// SecretKeyReference names one key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key within the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}

@@ -1,0 +1,83 @@
+// Command manager runs the otafleet operator: the Firmware, Product,
+// VerificationRun and UpgradeBatch controllers, the MQTT gateway to the
+// device fleet and the rollout engine.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/otafleet/otafleet/internal/operator"
+	otascheme "github.com/otafleet/otafleet/internal/scheme"
+)
+
+func main() {
+	var o operator.Options
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica runs the engine.")
+	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's).")
+
+	flag.StringVar(&o.MQTT.Broker, "mqtt-broker", envOr("OTAFLEET_MQTT_BROKER", ""), "MQTT broker URL, e.g. tcp://mosquitto:1883 or ssl://broker:8883.")
+	flag.StringVar(&o.MQTT.ClientID, "mqtt-client-id", "otafleet-manager", "MQTT client ID of the operator's persistent session.")
+	flag.StringVar(&o.MQTT.SharedGroup, "mqtt-shared-group", "", "Subscribe through $share/<group>/ so several replicas split device traffic.")
+	flag.StringVar(&o.MQTT.CredentialsSecret, "mqtt-credentials-secret", "", "namespace/name of a Secret with username, password and optionally ca.crt, tls.crt, tls.key.")
+
+	flag.StringVar(&o.S3.Endpoint, "s3-endpoint", envOr("OTAFLEET_S3_ENDPOINT", ""), "host:port of the S3-compatible object storage API.")
+	flag.StringVar(&o.S3.PublicEndpoint, "s3-public-endpoint", "", "host[:port] devices download from (pre-signed URLs are signed for it); default: --s3-endpoint.")
+	flag.StringVar(&o.S3.Bucket, "s3-bucket", "otafleet-firmware", "Bucket holding firmware images; created private if missing.")
+	flag.StringVar(&o.S3.Region, "s3-region", "us-east-1", "Region of the bucket.")
+	flag.BoolVar(&o.S3.Insecure, "s3-insecure", false, "Use plain HTTP to object storage.")
+	flag.DurationVar(&o.S3.URLExpiry, "url-expiry", 15*time.Minute, "Lifetime of the pre-signed download URLs given to devices.")
+	flag.StringVar(&o.S3.CredentialsSecret, "s3-credentials-secret", "", "namespace/name of a Secret with accessKey and secretKey.")
+
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "Manager stopped")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o operator.Options) error {
+	// Credentials may also come from the environment, for local runs.
+	o.MQTT.Username, o.MQTT.Password = os.Getenv("OTAFLEET_MQTT_USERNAME"), os.Getenv("OTAFLEET_MQTT_PASSWORD")
+	o.S3.AccessKey, o.S3.SecretKey = os.Getenv("OTAFLEET_S3_ACCESS_KEY"), os.Getenv("OTAFLEET_S3_SECRET_KEY")
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: otascheme.New()})
+	if err != nil {
+		return err
+	}
+	if err := o.LoadSecrets(ctx, direct); err != nil {
+		return err
+	}
+	mgr, err := operator.NewManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	ctrl.Log.Info("Starting manager", "mqttBroker", o.MQTT.Broker, "s3Endpoint", o.S3.Endpoint, "bucket", o.S3.Bucket)
+	return mgr.Start(ctx)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
