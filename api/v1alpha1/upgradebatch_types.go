@@ -328,6 +328,11 @@ type UpgradeBatchStatus struct {
 	// completionTime is when the batch finished.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// selectionComplete is set once every device a static batch selected
+	// is recorded in its slices; after a restart such a batch does not
+	// select again.
+	// +optional
+	SelectionComplete bool `json:"selectionComplete,omitempty"`
 	// slices is the number of UpgradeSlices holding the device tasks.
 	// +optional
 	Slices int32 `json:"slices,omitempty"`

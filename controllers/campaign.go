@@ -1,0 +1,114 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/fleet"
+)
+
+// Index on spec.firmware of campaigns, to find the campaigns of a Firmware.
+const firmwareIndex = "spec.firmware"
+
+// waitError is a campaign that cannot start yet; the reason and message go
+// into its conditions.
+type waitError struct {
+	reason  string
+	message string
+	// stalled: only a human can fix it (for example by verifying the
+	// firmware); otherwise it fixes itself (an upload in progress).
+	stalled bool
+}
+
+func (w *waitError) Error() string { return w.message }
+
+// resolveFirmware returns the Firmware a campaign uses, ready for pushing,
+// and its product's key.
+func resolveFirmware(ctx context.Context, c client.Client, e *fleet.Engine, ns, name string) (*otav1.Firmware, string, error) {
+	fw := &otav1.Firmware{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, fw); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, "", &waitError{reason: otav1.ReasonFirmwareNotReady, message: fmt.Sprintf("Firmware %q not found", name)}
+		}
+		return nil, "", err
+	}
+	if fw.Status.Artifact == nil || !apimeta.IsStatusConditionTrue(fw.Status.Conditions, otav1.ConditionReady) {
+		return nil, "", &waitError{reason: otav1.ReasonFirmwareNotReady, message: fmt.Sprintf("Firmware %q is not Ready yet", name)}
+	}
+	pk, ok := e.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: fw.Spec.Product})
+	if !ok {
+		return nil, "", &waitError{reason: otav1.ReasonProductNotFound, message: fmt.Sprintf("Product %q is not registered", fw.Spec.Product)}
+	}
+	return fw, pk, nil
+}
+
+// imageOf is what devices are told about a Firmware's image.
+func imageOf(fw *otav1.Firmware, tags map[string]string) fleet.Image {
+	a := fw.Status.Artifact
+	ext := map[string]string{}
+	for k, v := range tags {
+		ext[k] = v
+	}
+	if fw.Spec.PackageData != "" {
+		ext["_package_udi"] = fw.Spec.PackageData
+	}
+	if fw.Spec.Signature != nil {
+		ext["_ed25519_signature"] = fw.Spec.Signature.Value
+	}
+	if len(ext) == 0 {
+		ext = nil
+	}
+	return fleet.Image{
+		Bucket: a.Bucket, Key: a.Key, Size: a.Size, MD5: a.MD5, SHA256: a.SHA256,
+		SignMethod: fw.Spec.SignMethod, Diff: fw.Spec.Diff, ExtData: ext,
+	}
+}
+
+// requeueFor turns an engine or wait error into a result: not-ready engines
+// and self-healing waits are retried soon, the rest with backoff.
+func requeueFor(err error) (time.Duration, bool) {
+	var w *waitError
+	switch {
+	case errors.Is(err, fleet.ErrNotReady):
+		return time.Second, true
+	case errors.Is(err, fleet.ErrUnknownProduct):
+		return 5 * time.Second, true
+	case errors.As(err, &w):
+		return 30 * time.Second, true
+	}
+	return 0, false
+}
+
+func setCondition(conds *[]metav1.Condition, gen int64, typ string, status bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if status {
+		s = metav1.ConditionTrue
+	}
+	apimeta.SetStatusCondition(conds, metav1.Condition{
+		Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+	})
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return d.Duration
+}

@@ -1,0 +1,307 @@
+package controllers
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/fleet"
+)
+
+// UpgradeBatchReconciler hands UpgradeBatches to the rollout engine and
+// writes the engine's progress into their status.
+type UpgradeBatchReconciler struct {
+	client.Client
+	Engine   *fleet.Engine
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=upgradebatches,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=upgradebatches/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=upgradeslices;deviceslices,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=firmwares;products,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile syncs one UpgradeBatch with the engine.
+func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ub := &otav1.UpgradeBatch{}
+	if err := r.Get(ctx, req.NamespacedName, ub); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Engine.Remove(req.Namespace, batchRef(req.Name))
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ub.DeletionTimestamp.IsZero() {
+		r.Engine.Remove(ub.Namespace, batchRef(ub.Name))
+		return ctrl.Result{}, nil
+	}
+	orig := ub.DeepCopy()
+	st, err := r.sync(ctx, ub)
+	if requeue, ok := requeueFor(err); ok {
+		r.setWaiting(ub, err)
+		return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, orig, ub)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.setStatus(ub, st)
+	r.announce(orig, ub)
+	return ctrl.Result{RequeueAfter: st.NextCheck}, r.patchStatus(ctx, orig, ub)
+}
+
+func batchRef(name string) otav1.CampaignReference {
+	return otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: name}
+}
+
+// sync builds the engine's spec from the batch and its Firmware.
+func (r *UpgradeBatchReconciler) sync(ctx context.Context, ub *otav1.UpgradeBatch) (fleet.Status, error) {
+	fw, pk, err := resolveFirmware(ctx, r.Client, r.Engine, ub.Namespace, ub.Spec.Firmware)
+	if err != nil {
+		return fleet.Status{}, err
+	}
+	if fw.NeedsVerification() && fw.Status.Verification.State != otav1.VerificationVerified {
+		return fleet.Status{}, &waitError{reason: otav1.ReasonFirmwareUnverified, stalled: true,
+			message: fmt.Sprintf("Firmware %q must be verified by a VerificationRun first (verification: %s)",
+				fw.Name, orUnverified(fw.Status.Verification.State))}
+	}
+	devices, err := r.deviceList(ctx, ub)
+	if err != nil {
+		return fleet.Status{}, err
+	}
+	return r.Engine.Upsert(batchSpec(ub, fw, pk, devices))
+}
+
+func orUnverified(s otav1.VerificationState) otav1.VerificationState {
+	if s == "" {
+		return otav1.VerificationUnverified
+	}
+	return s
+}
+
+func batchSpec(ub *otav1.UpgradeBatch, fw *otav1.Firmware, pk string, devices []string) fleet.Spec {
+	s := fleet.Spec{
+		Ref: batchRef(ub.Name), Namespace: ub.Namespace, UID: ub.UID, ProductKey: pk,
+		Module: fw.Spec.Module, Target: fw.Spec.Version, Image: imageOf(fw, ub.Spec.Tags),
+		Dynamic: ub.Spec.Type == otav1.BatchDynamic, Devices: devices,
+		SourceVersions: ub.Spec.SourceVersions, RatePerMinute: ub.Spec.RatePerMinute,
+		Waves: ub.Spec.Waves, PromotedWaves: ub.Spec.PromotedWaves, Abort: ub.Spec.Abort,
+		Timeout: durationOr(ub.Spec.Timeout, time.Hour), Confirm: ub.Spec.ConfirmationRequired,
+		Overwrite: ub.Spec.Overwrite, Paused: ub.Spec.Paused,
+		SelectionComplete: ub.Status.SelectionComplete,
+	}
+	if ub.Spec.Scope.Type == otav1.ScopeGray {
+		s.GrayPercent = ub.Spec.Scope.GrayPercent
+	}
+	if fw.Spec.Diff {
+		s.SourceVersions = []string{fw.Spec.DiffSourceVersion}
+	}
+	if rp := ub.Spec.Retry; rp != nil {
+		s.RetryCount, s.RetryInterval, s.RetryTimedOut = rp.Count, durationOr(rp.Interval, 10*time.Minute), rp.TimedOut
+	}
+	if sch := ub.Spec.Schedule; sch != nil {
+		if sch.Start != nil {
+			s.Start = sch.Start.Time
+		}
+		if sch.End != nil {
+			s.End = sch.End.Time
+		}
+	}
+	if c := ub.Spec.Cancel; c != nil {
+		s.Cancel, s.CancelStates = true, c.States
+	}
+	return s
+}
+
+// deviceList returns the names of a List scope, nil for other scopes.
+func (r *UpgradeBatchReconciler) deviceList(ctx context.Context, ub *otav1.UpgradeBatch) ([]string, error) {
+	sc := ub.Spec.Scope
+	if sc.Type != otav1.ScopeList {
+		return nil, nil
+	}
+	if sc.DevicesFrom == nil {
+		return sc.Devices, nil
+	}
+	ref := sc.DevicesFrom.ConfigMapRef
+	if ref == nil {
+		return nil, &waitError{reason: otav1.ReasonInvalidSpec, stalled: true,
+			message: "devicesFrom.object is not supported yet; use configMapRef or an inline list"}
+	}
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ub.Namespace, Name: ref.Name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &waitError{reason: otav1.ReasonInvalidSpec, message: fmt.Sprintf("ConfigMap %q not found", ref.Name)}
+		}
+		return nil, err
+	}
+	key := ref.Key
+	if key == "" {
+		key = "devices"
+	}
+	return parseDeviceList(cm.Data[key]), nil
+}
+
+// parseDeviceList reads one device name a line, ignoring blank lines and
+// '#' comments.
+func parseDeviceList(text string) []string {
+	names := []string{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			names = append(names, line)
+		}
+	}
+	return names
+}
+
+func (r *UpgradeBatchReconciler) setWaiting(ub *otav1.UpgradeBatch, err error) {
+	st := &ub.Status
+	st.ObservedGeneration = ub.Generation
+	if st.Phase == "" {
+		st.Phase = otav1.BatchPlanned
+	}
+	reason, stalled := otav1.ReasonProgressing, false
+	var w *waitError
+	if errors.As(err, &w) {
+		reason, stalled = w.reason, w.stalled
+	}
+	setCondition(&st.Conditions, ub.Generation, otav1.ConditionReady, false, reason, err.Error())
+	setCondition(&st.Conditions, ub.Generation, otav1.ConditionStalled, stalled, reason, err.Error())
+	setCondition(&st.Conditions, ub.Generation, otav1.ConditionReconciling, !stalled, reason, err.Error())
+}
+
+func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Status) {
+	st := &ub.Status
+	st.ObservedGeneration = ub.Generation
+	st.Phase, st.Counts, st.CurrentWave, st.Waves = s.Phase, s.Counts, s.CurrentWave, s.Waves
+	st.FailureReasons, st.Slices = s.Reasons, s.Slices
+	st.SelectionComplete = st.SelectionComplete || s.SelectionComplete
+	st.PausedUntil = timePtr(s.PausedUntil)
+	if st.StartTime == nil {
+		st.StartTime = timePtr(s.StartTime)
+	}
+	if st.CompletionTime == nil {
+		st.CompletionTime = timePtr(s.CompletionTime)
+	}
+	gen := ub.Generation
+	switch s.Phase {
+	case otav1.BatchCompleted:
+		msg := fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total)
+		setCondition(&st.Conditions, gen, otav1.ConditionReady, true, otav1.ReasonSucceeded, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonSucceeded, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, otav1.ReasonSucceeded, msg)
+	case otav1.BatchAborted:
+		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonAborted, s.Aborted)
+		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonAborted, s.Aborted)
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, true, otav1.ReasonAborted, s.Aborted)
+	case otav1.BatchCanceled:
+		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonCanceled, "canceled")
+		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonCanceled, "canceled")
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, otav1.ReasonCanceled, "canceled")
+	default:
+		reason, msg := progressMessage(s)
+		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, reason, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, true, reason, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, reason, msg)
+	}
+}
+
+func progressMessage(s fleet.Status) (string, string) {
+	switch {
+	case s.Phase == otav1.BatchPlanned:
+		return otav1.ReasonScheduled, "waiting for the schedule's start"
+	case s.Held != "":
+		return otav1.ReasonWavePaused, s.Held
+	case s.Phase == otav1.BatchPaused:
+		return otav1.ReasonPaused, "paused: no new pushes until spec.paused is false"
+	}
+	return otav1.ReasonProgressing, fmt.Sprintf("wave %d of %d: %d of %d devices finished",
+		s.CurrentWave, s.Waves, s.Counts.Succeeded+s.Counts.Failed+s.Counts.TimedOut+s.Counts.Canceled, s.Counts.Total)
+}
+
+// announce records Events for the transitions people care about.
+func (r *UpgradeBatchReconciler) announce(old, ub *otav1.UpgradeBatch) {
+	if r.Recorder == nil {
+		return
+	}
+	o, n := old.Status, ub.Status
+	if n.CurrentWave > o.CurrentWave && n.Waves > 1 {
+		r.Recorder.Eventf(ub, nil, corev1.EventTypeNormal, "WaveStarted", "Rollout", "Wave %d of %d started", n.CurrentWave, n.Waves)
+	}
+	if n.Phase != o.Phase {
+		switch n.Phase {
+		case otav1.BatchCompleted:
+			r.Recorder.Eventf(ub, nil, corev1.EventTypeNormal, "Completed", "Rollout", "%d of %d devices upgraded, %d failed",
+				n.Counts.Succeeded, n.Counts.Total, n.Counts.Failed+n.Counts.TimedOut)
+		case otav1.BatchAborted:
+			r.Recorder.Eventf(ub, nil, corev1.EventTypeWarning, "Aborted", "Rollout", "Aborted: %s",
+				conditionMessage(n, otav1.ConditionStalled))
+		case otav1.BatchCanceled:
+			r.Recorder.Eventf(ub, nil, corev1.EventTypeNormal, "Canceled", "Rollout", "Canceled")
+		}
+	}
+}
+
+func conditionMessage(st otav1.UpgradeBatchStatus, typ string) string {
+	for _, c := range st.Conditions {
+		if c.Type == typ {
+			return c.Message
+		}
+	}
+	return ""
+}
+
+func (r *UpgradeBatchReconciler) patchStatus(ctx context.Context, orig, ub *otav1.UpgradeBatch) error {
+	if equality.Semantic.DeepEqual(orig.Status, ub.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, ub, client.MergeFrom(orig)); err != nil {
+		log.FromContext(ctx).V(1).Info("Status patch failed", "error", err.Error())
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler: it watches batches, the
+// engine's progress events, and the Firmwares batches wait for.
+func (r *UpgradeBatchReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &otav1.UpgradeBatch{}, firmwareIndex,
+		func(o client.Object) []string { return []string{o.(*otav1.UpgradeBatch).Spec.Firmware} }); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&otav1.UpgradeBatch{}).
+		Named("upgradebatch").
+		WatchesRawSource(source.Channel(r.Engine.BatchEvents, &handler.EnqueueRequestForObject{})).
+		Watches(&otav1.Firmware{}, handler.EnqueueRequestsFromMapFunc(r.batchesOf)).
+		Complete(r)
+}
+
+func (r *UpgradeBatchReconciler) batchesOf(ctx context.Context, fw client.Object) []reconcile.Request {
+	var list otav1.UpgradeBatchList
+	if err := r.List(ctx, &list, client.InNamespace(fw.GetNamespace()), client.MatchingFields{firmwareIndex: fw.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return reqs
+}

@@ -1,0 +1,203 @@
+package fleet
+
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/types"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// Image is the stored firmware a campaign pushes.
+type Image struct {
+	Bucket, Key string
+	Size        int64
+	MD5, SHA256 string
+	SignMethod  otav1.SignMethod
+	Diff        bool
+	// ExtData is sent to devices as the push's extData: the batch's tags and
+	// the package's free text.
+	ExtData map[string]string
+}
+
+// Spec is what a reconciler tells the engine about a campaign. The engine
+// keeps the latest Spec; calling Upsert again with changes (pause, rate,
+// promote, cancel) takes effect at once.
+type Spec struct {
+	Ref        otav1.CampaignReference
+	Namespace  string
+	UID        types.UID
+	ProductKey string
+	Module     string
+	Target     string
+	Image      Image
+
+	// Verification makes the campaign strict, as a VerificationRun is:
+	// named devices that are unknown, on the target already or on another
+	// source version fail instead of being skipped.
+	Verification bool
+	Dynamic      bool
+	// Devices limits the campaign to these names (List scope); nil is all.
+	Devices        []string
+	GrayPercent    int32
+	SourceVersions []string
+
+	RatePerMinute int32
+	Waves         []otav1.Wave
+	PromotedWaves int32
+	Abort         *otav1.AbortPolicy
+	RetryCount    int32
+	RetryInterval time.Duration
+	RetryTimedOut bool
+	Timeout       time.Duration
+	Start, End    time.Time
+	Confirm       bool
+	Overwrite     bool
+	Paused        bool
+	Cancel        bool
+	CancelStates  []otav1.TaskState
+
+	// SelectionComplete comes from status: a static campaign whose
+	// selection was recorded does not select again after a restart.
+	SelectionComplete bool
+}
+
+type campaignKey struct {
+	namespace string
+	kind      otav1.CampaignKind
+	name      string
+}
+
+func keyOf(ns string, ref otav1.CampaignReference) campaignKey {
+	return campaignKey{namespace: ns, kind: ref.Kind, name: ref.Name}
+}
+
+// campaign is the engine's side of one VerificationRun or UpgradeBatch.
+type campaign struct {
+	key     campaignKey
+	spec    Spec
+	hasSpec bool
+	product *product
+	sources map[string]bool
+	devices map[string]bool
+
+	tasks     map[string]*task
+	slices    []*upgradeSlice
+	nextSlice int
+	// queue holds tasks that may be pushed, oldest first; entries whose
+	// state changed meanwhile are skipped when popped.
+	queue   []*task
+	limiter *rate.Limiter
+
+	counts  otav1.TaskCounts
+	reasons map[string]*otav1.ReasonCount
+
+	selected          bool // selection ran in this process
+	selectionFlushed  bool // every slice of the selection is written
+	currentWave       int32
+	pausedUntil       time.Time
+	waveHeld          string // why the next wave does not start
+	aborted           string
+	startTime         time.Time
+	completionTime    time.Time
+	statusDirty       bool
+	lastStatusTrigger time.Time
+	lastScan          time.Time
+	scanned           bool
+	waveStats         []waveStat
+	endApplied        bool
+	cancelApplied     bool
+}
+
+func (c *campaign) ref() string { return c.spec.Ref.String() }
+
+// setSpec stores a new spec and derives the lookups it needs.
+func (c *campaign) setSpec(s Spec) {
+	c.spec, c.hasSpec = s, true
+	c.sources = toSet(s.SourceVersions)
+	c.devices = nil
+	if s.Devices != nil {
+		c.devices = toSet(s.Devices)
+	}
+	perSecond := rate.Limit(float64(s.RatePerMinute) / 60)
+	burst := max(1, int(s.RatePerMinute)/60)
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(perSecond, burst)
+	} else if c.limiter.Limit() != perSecond {
+		c.limiter.SetLimit(perSecond)
+		c.limiter.SetBurst(burst)
+	}
+}
+
+func toSet(items []string) map[string]bool {
+	m := make(map[string]bool, len(items))
+	for _, it := range items {
+		m[it] = true
+	}
+	return m
+}
+
+// count moves a task between state counters.
+func (c *campaign) count(from, to otav1.TaskState) {
+	if from != "" {
+		*counter(&c.counts, from)--
+	} else {
+		c.counts.Total++
+	}
+	*counter(&c.counts, to)++
+	c.statusDirty = true
+}
+
+func counter(tc *otav1.TaskCounts, s otav1.TaskState) *int64 {
+	switch s {
+	case otav1.TaskConfirm:
+		return &tc.Confirm
+	case otav1.TaskQueued:
+		return &tc.Queued
+	case otav1.TaskNotified:
+		return &tc.Notified
+	case otav1.TaskInProgress:
+		return &tc.InProgress
+	case otav1.TaskSucceeded:
+		return &tc.Succeeded
+	case otav1.TaskFailed:
+		return &tc.Failed
+	case otav1.TaskTimedOut:
+		return &tc.TimedOut
+	default:
+		return &tc.Canceled
+	}
+}
+
+func (c *campaign) addReason(reason, example string, delta int64) {
+	if reason == "" {
+		return
+	}
+	if c.reasons == nil {
+		c.reasons = map[string]*otav1.ReasonCount{}
+	}
+	r := c.reasons[reason]
+	if r == nil {
+		r = &otav1.ReasonCount{Reason: reason}
+		c.reasons[reason] = r
+	}
+	r.Count += delta
+	if example != "" {
+		r.Example = example
+	}
+}
+
+// finished is the number of tasks in a final state.
+func (c *campaign) finished() int64 {
+	return c.counts.Succeeded + c.counts.Failed + c.counts.TimedOut + c.counts.Canceled
+}
+
+func (c *campaign) active() int64 {
+	return c.counts.Confirm + c.counts.Queued + c.counts.Notified + c.counts.InProgress
+}
+
+// over reports whether the campaign accepts no new work.
+func (c *campaign) over(now time.Time) bool {
+	return c.spec.Cancel || c.aborted != "" || (!c.spec.End.IsZero() && !now.Before(c.spec.End))
+}

@@ -1,0 +1,229 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/protocol"
+)
+
+// Publisher sends messages to devices; the MQTT gateway implements it.
+type Publisher interface {
+	PublishUpgrade(ctx context.Context, productKey, deviceName string, u protocol.Upgrade) error
+	PublishGetReply(ctx context.Context, productKey, deviceName, requestID string, u *protocol.Upgrade) error
+	PublishRequestReply(ctx context.Context, productKey, deviceName string, u *protocol.Upgrade) error
+}
+
+// URLSigner makes the pre-signed download URLs devices fetch images from.
+type URLSigner interface {
+	PresignGet(ctx context.Context, bucket, key string) (string, error)
+}
+
+// Options tune the engine.
+type Options struct {
+	// FlushInterval is the coalescing window: a dirty slice is written at
+	// most once per interval.
+	FlushInterval time.Duration
+	// TickInterval is how often pushes, timeouts and retries are handled.
+	TickInterval time.Duration
+	// MaxPushPerSecond caps pushes across all campaigns; 0 is no cap.
+	MaxPushPerSecond int
+	// IgnoreCampaignRate pushes as fast as MaxPushPerSecond allows,
+	// whatever a campaign's ratePerMinute; for benchmarks and labs.
+	IgnoreCampaignRate bool
+	// Writers is the number of concurrent slice writes.
+	Writers int
+}
+
+func (o *Options) defaults() {
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 500 * time.Millisecond
+	}
+	if o.TickInterval == 0 {
+		o.TickInterval = 50 * time.Millisecond
+	}
+	if o.Writers == 0 {
+		o.Writers = 8
+	}
+}
+
+// Engine is the rollout engine. Create it with New, start it with Start (a
+// manager Runnable that needs leader election), feed it device messages
+// with HandleBatch and campaigns with Upsert.
+type Engine struct {
+	client client.Client
+	reader client.Reader
+	pub    Publisher
+	signer URLSigner
+	opts   Options
+	log    logr.Logger
+	now    func() time.Time
+
+	// BatchEvents and RunEvents receive a GenericEvent for a campaign whose
+	// status changed; the campaign reconcilers watch them.
+	BatchEvents chan event.GenericEvent
+	RunEvents   chan event.GenericEvent
+
+	mu        sync.Mutex
+	ready     bool
+	products  map[string]*product
+	byName    map[types.NamespacedName]*product
+	campaigns map[campaignKey]*campaign
+	push      pushLimiter
+	stats     Stats
+	wake      chan struct{}
+	readyCh   chan struct{}
+}
+
+// New returns an engine that writes slices with c and rebuilds from reader
+// (an uncached reader is best: the engine holds the state itself).
+func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner, opts Options, log logr.Logger) *Engine {
+	opts.defaults()
+	return &Engine{
+		client: c, reader: reader, pub: pub, signer: signer, opts: opts, log: log,
+		now:         time.Now,
+		BatchEvents: make(chan event.GenericEvent, 1024),
+		RunEvents:   make(chan event.GenericEvent, 1024),
+		products:    map[string]*product{},
+		byName:      map[types.NamespacedName]*product{},
+		campaigns:   map[campaignKey]*campaign{},
+		push:        newPushLimiter(opts.MaxPushPerSecond),
+		wake:        make(chan struct{}, 1),
+		readyCh:     make(chan struct{}),
+	}
+}
+
+// NeedLeaderElection makes the manager run the engine on the leader only.
+func (e *Engine) NeedLeaderElection() bool { return true }
+
+// Ready reports whether the engine rebuilt its state and takes work.
+func (e *Engine) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ready
+}
+
+// SyncProduct registers or updates a product. When two Products claim one
+// productKey the oldest keeps it; SyncProduct reports whether p owns it.
+func (e *Engine) SyncProduct(p *otav1.Product) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	nn := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+	if cur, ok := e.products[p.Spec.ProductKey]; ok && cur.uid != p.UID {
+		return false
+	}
+	pr := e.products[p.Spec.ProductKey]
+	if pr == nil {
+		pr = &product{key: p.Spec.ProductKey, devices: map[string]*device{}, campaigns: map[*campaign]struct{}{}}
+		e.products[pr.key] = pr
+	}
+	pr.namespace, pr.name, pr.uid = p.Namespace, p.Name, p.UID
+	e.byName[nn] = pr
+	return true
+}
+
+// RemoveProduct forgets a deleted product; its slices go with it through
+// their owner references.
+func (e *Engine) RemoveProduct(nn types.NamespacedName) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if pr := e.byName[nn]; pr != nil {
+		delete(e.byName, nn)
+		delete(e.products, pr.key)
+	}
+}
+
+// ProductKeyOf returns the productKey of a registered Product.
+func (e *Engine) ProductKeyOf(nn types.NamespacedName) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pr := e.byName[nn]
+	if pr == nil {
+		return "", false
+	}
+	return pr.key, true
+}
+
+// Upsert creates or updates a campaign and returns its status. It selects
+// devices the first time (and, for dynamic campaigns, keeps selecting as
+// devices report).
+func (e *Engine) Upsert(s Spec) (Status, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.ready {
+		return Status{}, ErrNotReady
+	}
+	pr := e.products[s.ProductKey]
+	if pr == nil {
+		return Status{}, ErrUnknownProduct
+	}
+	key := keyOf(s.Namespace, s.Ref)
+	c := e.campaigns[key]
+	if c == nil {
+		c = &campaign{key: key, tasks: map[string]*task{}}
+		e.campaigns[key] = c
+	}
+	if c.product == nil {
+		c.product = pr
+		pr.campaigns[c] = struct{}{}
+	}
+	c.setSpec(s)
+	now := e.now()
+	if s.SelectionComplete {
+		c.selected, c.selectionFlushed = true, true
+	}
+	if !c.selected && !now.Before(s.Start) && !c.over(now) {
+		e.selectAll(c, now)
+		c.selected = true
+	}
+	e.applyCancel(c, now)
+	e.advance(c, now)
+	e.kick()
+	return e.status(c, now), nil
+}
+
+// Remove forgets a deleted campaign and frees the devices it held.
+func (e *Engine) Remove(namespace string, ref otav1.CampaignReference) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	key := keyOf(namespace, ref)
+	c := e.campaigns[key]
+	if c == nil {
+		return
+	}
+	for _, t := range c.tasks {
+		if t.dev.task == t {
+			t.dev.task = nil
+			e.markDevice(t.dev)
+		}
+	}
+	if c.product != nil {
+		delete(c.product.campaigns, c)
+	}
+	delete(e.campaigns, key)
+}
+
+// Status returns a campaign's status, or false when the engine has none.
+func (e *Engine) Status(namespace string, ref otav1.CampaignReference) (Status, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.campaigns[keyOf(namespace, ref)]
+	if c == nil || !c.hasSpec {
+		return Status{}, false
+	}
+	return e.status(c, e.now()), true
+}
+
+func (e *Engine) kick() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}

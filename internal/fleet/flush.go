@@ -1,0 +1,197 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// writeTimeout bounds one slice write.
+const writeTimeout = 30 * time.Second
+
+// writeJob is one slice write: a create the first time, then merge patches
+// that replace the slice's list. The engine is the only writer, so a patch
+// needs no resourceVersion and never conflicts.
+type writeJob struct {
+	obj    client.Object
+	create bool
+	body   []byte
+	done   func(created bool)
+}
+
+func (e *Engine) flushLoop(ctx context.Context) {
+	t := time.NewTicker(e.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return // Start writes the rest once the last tick is over
+		case <-t.C:
+			e.flush(ctx)
+		}
+	}
+}
+
+// Flush writes every dirty slice now; tests and shutdown use it.
+func (e *Engine) Flush(ctx context.Context) { e.flush(ctx) }
+
+func (e *Engine) flush(ctx context.Context) {
+	e.mu.Lock()
+	jobs := e.collectWrites()
+	e.mu.Unlock()
+	if len(jobs) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	work := make(chan *writeJob)
+	for range min(e.opts.Writers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				e.write(ctx, j)
+			}
+		}()
+	}
+	for i := range jobs {
+		work <- &jobs[i]
+	}
+	close(work)
+	wg.Wait()
+	e.mu.Lock()
+	for _, c := range e.campaigns {
+		if c.selected && !c.selectionFlushed && allCreated(c) {
+			c.selectionFlushed = true
+			c.statusDirty = true
+		}
+	}
+	e.mu.Unlock()
+}
+
+func allCreated(c *campaign) bool {
+	for _, s := range c.slices {
+		if !s.created || s.dirty {
+			return false
+		}
+	}
+	return true
+}
+
+// collectWrites snapshots every dirty slice into a write job.
+func (e *Engine) collectWrites() []writeJob {
+	var jobs []writeJob
+	for _, pr := range e.products {
+		for _, s := range pr.slices {
+			if s.dirty {
+				s.dirty = false
+				jobs = append(jobs, e.deviceSliceJob(s))
+			}
+		}
+	}
+	for _, c := range e.campaigns {
+		if !c.hasSpec {
+			continue
+		}
+		for _, s := range c.slices {
+			if s.dirty {
+				s.dirty = false
+				jobs = append(jobs, e.upgradeSliceJob(s))
+			}
+		}
+	}
+	return jobs
+}
+
+func (e *Engine) deviceSliceJob(s *deviceSlice) writeJob {
+	pr := s.product
+	recs := make([]otav1.DeviceRecord, len(s.devices))
+	for i, d := range s.devices {
+		recs[i] = otav1.DeviceRecord{Name: d.name, Modules: append([]otav1.ModuleVersion(nil), d.modules...), LastSeen: d.lastSeen}
+		if t := d.task; t != nil {
+			recs[i].Lock = &otav1.DeviceLock{Campaign: t.c.ref(), Module: t.c.spec.Module, State: t.state}
+		}
+	}
+	obj := &otav1.DeviceSlice{ProductKey: pr.key, Devices: recs}
+	obj.Name, obj.Namespace = s.name, pr.namespace
+	obj.Labels = map[string]string{otav1.LabelProductKey: pr.key}
+	obj.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion: otav1.GroupVersion.String(), Kind: "Product", Name: pr.name, UID: pr.uid,
+	}}
+	return e.job(obj, !s.created, map[string]any{"devices": recs}, func(ok bool) {
+		if ok {
+			s.created = true
+		} else {
+			s.dirty = true
+		}
+	})
+}
+
+func (e *Engine) upgradeSliceJob(s *upgradeSlice) writeJob {
+	c := s.campaign
+	recs := make([]otav1.DeviceTask, len(s.tasks))
+	for i, t := range s.tasks {
+		recs[i] = t.record()
+	}
+	obj := &otav1.UpgradeSlice{Campaign: c.spec.Ref, ProductKey: c.spec.ProductKey, Module: c.spec.Module, Tasks: recs}
+	obj.Name, obj.Namespace = s.name, c.key.namespace
+	obj.Labels = map[string]string{
+		otav1.LabelProductKey: c.spec.ProductKey, otav1.LabelCampaign: c.key.name, otav1.LabelKind: string(c.key.kind),
+	}
+	obj.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion: otav1.GroupVersion.String(), Kind: string(c.key.kind), Name: c.key.name, UID: c.spec.UID,
+	}}
+	return e.job(obj, !s.created, map[string]any{"tasks": recs}, func(ok bool) {
+		if ok {
+			s.created = true
+		} else {
+			s.dirty = true
+		}
+	})
+}
+
+func (e *Engine) job(obj client.Object, create bool, patch map[string]any, after func(bool)) writeJob {
+	j := writeJob{obj: obj, create: create}
+	if !create {
+		j.body, _ = json.Marshal(patch)
+	}
+	j.done = func(ok bool) {
+		e.mu.Lock()
+		after(ok)
+		e.mu.Unlock()
+	}
+	return j
+}
+
+func (e *Engine) write(ctx context.Context, j *writeJob) {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	var err error
+	if j.create {
+		err = e.client.Create(ctx, j.obj)
+		if apierrors.IsAlreadyExists(err) {
+			// Left by an earlier leader that crashed before recording it.
+			body, _ := json.Marshal(j.obj)
+			err = e.client.Patch(ctx, j.obj, client.RawPatch(types.MergePatchType, body))
+		}
+	} else {
+		err = e.client.Patch(ctx, j.obj, client.RawPatch(types.MergePatchType, j.body))
+	}
+	e.mu.Lock()
+	e.stats.Writes++
+	if err != nil {
+		e.stats.WriteErrors++
+	}
+	e.mu.Unlock()
+	if err != nil {
+		e.log.Error(err, "Writing slice failed; retrying on the next flush", "slice", client.ObjectKeyFromObject(j.obj))
+	}
+	j.done(err == nil)
+}

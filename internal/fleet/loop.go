@@ -1,0 +1,220 @@
+package fleet
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// statusInterval is the least time between two status events of one
+// campaign: status follows devices within about twice this.
+const statusInterval = 500 * time.Millisecond
+
+// scanInterval is how often a campaign's tasks are walked for timeouts,
+// due retries and wave statistics: a walk is O(tasks), so not every tick.
+const scanInterval = time.Second
+
+// Start rebuilds the state from the slices, then runs the push and flush
+// loops until ctx ends. It is a manager Runnable that needs leadership.
+func (e *Engine) Start(ctx context.Context) error {
+	start := time.Now()
+	if err := e.rebuild(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.ready = true
+	devices, campaigns := e.sizes()
+	e.mu.Unlock()
+	close(e.readyCh)
+	e.log.Info("Fleet state rebuilt", "devices", devices, "campaigns", campaigns, "took", time.Since(start).Round(time.Millisecond).String())
+
+	flushDone := make(chan struct{})
+	go func() {
+		defer close(flushDone)
+		e.flushLoop(ctx)
+	}()
+	ticker := time.NewTicker(e.opts.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Write what is pending before leadership is given up, after
+			// the last tick, so that nothing it changed is left behind.
+			<-flushDone
+			final, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			defer cancel()
+			e.flush(final)
+			return nil
+		case <-ticker.C:
+		case <-e.wake:
+		}
+		e.tick()
+	}
+}
+
+func (e *Engine) sizes() (devices, campaigns int) {
+	for _, pr := range e.products {
+		devices += len(pr.devices)
+	}
+	return devices, len(e.campaigns)
+}
+
+// tick selects, expires, advances waves and pushes, then sends the pushes
+// outside the lock.
+func (e *Engine) tick() {
+	e.mu.Lock()
+	now := e.now()
+	var out []outgoing
+	var events []event.GenericEvent
+	for _, c := range e.campaigns {
+		if !c.hasSpec {
+			continue
+		}
+		if !c.selected && !now.Before(c.spec.Start) && !c.over(now) {
+			e.selectAll(c, now)
+			c.selected = true
+		}
+		if now.Sub(c.lastScan) >= scanInterval {
+			e.scan(c, now)
+			c.lastScan = now
+		}
+		e.advance(c, now)
+		out = e.collectPushes(c, now, out)
+		if c.statusDirty && now.Sub(c.lastStatusTrigger) >= statusInterval {
+			c.statusDirty = false
+			c.lastStatusTrigger = now
+			events = append(events, campaignEvent(c))
+		}
+	}
+	e.stats.Pushed += int64(len(out))
+	e.mu.Unlock()
+	for _, ev := range events {
+		ch := e.BatchEvents
+		if ev.Object.GetObjectKind().GroupVersionKind().Kind == string(otav1.KindVerificationRun) {
+			ch = e.RunEvents
+		}
+		select {
+		case ch <- ev:
+		default: // the reconciler is behind; its periodic requeue catches up
+		}
+	}
+	if len(out) > 0 {
+		e.send(out)
+	}
+}
+
+func campaignEvent(c *campaign) event.GenericEvent {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(otav1.GroupVersion.String())
+	u.SetKind(string(c.key.kind))
+	u.SetNamespace(c.key.namespace)
+	u.SetName(c.key.name)
+	return event.GenericEvent{Object: u}
+}
+
+// scan walks a campaign's tasks: it times out devices, re-queues due
+// retries and counts each wave's tasks.
+func (e *Engine) scan(c *campaign, now time.Time) {
+	nw := max(len(c.spec.Waves), 1)
+	if len(c.waveStats) != nw {
+		c.waveStats = make([]waveStat, nw)
+	} else {
+		clear(c.waveStats)
+	}
+	timeout := c.spec.Timeout.Milliseconds()
+	nowMs := now.UnixMilli()
+	for _, t := range c.tasks {
+		switch {
+		case t.state == otav1.TaskInProgress && timeout > 0 && t.started > 0 && nowMs-t.started >= timeout:
+			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
+		case t.state == otav1.TaskQueued && !t.queued && t.retryAt <= nowMs:
+			c.enqueue(t)
+		}
+		w := min(max(int(t.wave), 1), nw) - 1
+		ws := &c.waveStats[w]
+		switch {
+		case t.state.Active():
+			ws.active++
+		case t.state == otav1.TaskSucceeded:
+			ws.succeeded++
+			ws.finished++
+		default:
+			ws.finished++
+		}
+	}
+	c.scanned = true
+}
+
+// advance moves a campaign along: it applies the schedule's end and the
+// abort policy, and starts the next wave when the current one is done.
+func (e *Engine) advance(c *campaign, now time.Time) {
+	if !c.selected || now.Before(c.spec.Start) {
+		return
+	}
+	if !c.spec.End.IsZero() && !now.Before(c.spec.End) && !c.endApplied {
+		c.endApplied = true
+		e.cancelNotStarted(c, reasonScheduleEnded, "the schedule ended", now)
+	}
+	if c.aborted == "" && c.spec.Abort != nil {
+		if msg := abortReason(c.counts, c.spec.Abort); msg != "" {
+			c.aborted = msg
+			e.cancelNotStarted(c, reasonAborted, msg, now)
+			c.statusDirty = true
+		}
+	}
+	if c.currentWave == 0 {
+		c.currentWave = 1
+		c.statusDirty = true
+	}
+	waves := c.spec.Waves
+	if !c.scanned || int(c.currentWave) >= len(waves) {
+		c.waveHeld = ""
+		return
+	}
+	held := waveHold(c, now)
+	if held != c.waveHeld {
+		c.waveHeld = held
+		c.statusDirty = true
+	}
+	if held == "" && c.waveStats[c.currentWave-1].active == 0 {
+		c.currentWave++
+		c.pausedUntil = time.Time{}
+		c.statusDirty = true
+		c.scanned = false // the next wave's counts come with the next scan
+	}
+}
+
+// cancelNotStarted cancels the tasks that were not pushed yet.
+func (e *Engine) cancelNotStarted(c *campaign, reason, msg string, now time.Time) {
+	for _, t := range c.tasks {
+		if t.state == otav1.TaskConfirm || t.state == otav1.TaskQueued {
+			e.finish(t, otav1.TaskCanceled, reason, msg, now)
+		}
+	}
+}
+
+// applyCancel cancels the tasks in the states a cancel asked for.
+func (e *Engine) applyCancel(c *campaign, now time.Time) {
+	if !c.spec.Cancel || c.cancelApplied {
+		return
+	}
+	c.cancelApplied = true
+	states := c.spec.CancelStates
+	if len(states) == 0 {
+		states = []otav1.TaskState{otav1.TaskConfirm, otav1.TaskQueued, otav1.TaskNotified, otav1.TaskInProgress}
+	}
+	want := map[otav1.TaskState]bool{}
+	for _, s := range states {
+		want[s] = true
+	}
+	for _, t := range c.tasks {
+		if want[t.state] {
+			e.finish(t, otav1.TaskCanceled, reasonCanceled, "canceled by the campaign", now)
+		}
+	}
+	c.statusDirty = true
+}

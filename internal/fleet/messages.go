@@ -1,0 +1,155 @@
+package fleet
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/protocol"
+)
+
+// lastSeenResolution: a device's last-seen time is written back only when
+// it moved by this much, so that repeated informs do not cause writes.
+const lastSeenResolution = 10 * time.Minute
+
+// HandleBatch applies decoded device messages; it is the MQTT gateway's
+// handler. It blocks until the engine has rebuilt its state, so that
+// nothing a device reports is applied to a half-loaded fleet; the gateway's
+// bounded queue absorbs the wait. Replies to devices' requests are sent
+// before it returns.
+func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
+	select {
+	case <-e.readyCh:
+	case <-ctx.Done():
+		return
+	}
+	var replies []outgoing
+	e.mu.Lock()
+	now := e.now()
+	for i := range msgs {
+		m := &msgs[i]
+		pr := e.products[m.ProductKey]
+		if pr == nil {
+			e.stats.UnknownProduct++
+			continue
+		}
+		switch m.Kind {
+		case protocol.KindInform:
+			e.inform(pr, m, now)
+		case protocol.KindProgress:
+			e.progress(pr, m, now)
+		case protocol.KindFirmwareGet, protocol.KindRequest:
+			replies = append(replies, e.pending(pr, m))
+		}
+	}
+	e.mu.Unlock()
+	if len(replies) > 0 {
+		e.send(replies)
+	}
+}
+
+func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
+	e.stats.Informs++
+	d := pr.devices[m.DeviceName]
+	isNew := d == nil
+	if isNew {
+		d = e.register(pr, m.DeviceName)
+	}
+	changed := d.setVersion(m.Module, m.Version)
+	if changed || now.Unix()-d.lastSeen >= int64(lastSeenResolution/time.Second) {
+		d.lastSeen = now.Unix()
+		e.markDevice(d)
+	}
+	if t := d.task; t != nil && t.c.spec.Module == m.Module && m.Version == t.c.spec.Target {
+		t.step = 100
+		e.finish(t, otav1.TaskSucceeded, "", "", now)
+		e.stats.Succeeded++
+	}
+	// Dynamic campaigns look at every report of a free device, not only at
+	// changes: a device that was busy reports its versions again once its
+	// other upgrade is done, and that is when it is taken.
+	if d.task != nil || (!changed && !isNew && !e.hasDynamic(pr)) {
+		return
+	}
+	for c := range pr.campaigns {
+		if c.spec.Dynamic && c.hasSpec && c.selected && c.spec.Module == m.Module {
+			e.consider(c, d, now)
+		}
+	}
+}
+
+// register adds a device to the product's inventory, in the last slice with
+// room.
+func (e *Engine) register(pr *product, name string) *device {
+	// Copies: the gateway reuses the buffers a message points into.
+	d := &device{name: strings.Clone(name)}
+	pr.devices[name] = d
+	var s *deviceSlice
+	if n := len(pr.slices); n > 0 && len(pr.slices[n-1].devices) < otav1.MaxDevicesPerSlice {
+		s = pr.slices[n-1]
+	} else {
+		s = &deviceSlice{name: sliceName(pr.name, pr.nextSlice), product: pr}
+		pr.nextSlice++
+		pr.slices = append(pr.slices, s)
+	}
+	s.devices = append(s.devices, d)
+	d.slice = s
+	s.dirty = true
+	return d
+}
+
+func (e *Engine) progress(pr *product, m *protocol.Message, now time.Time) {
+	e.stats.Progress++
+	d := pr.devices[m.DeviceName]
+	if d == nil || d.task == nil || d.task.c.spec.Module != m.Module {
+		e.stats.Stale++
+		return
+	}
+	t := d.task
+	if t.state != otav1.TaskNotified && t.state != otav1.TaskInProgress {
+		e.stats.Stale++
+		return
+	}
+	step := int32(m.Step)
+	if step < 0 {
+		t.step = step
+		e.fail(t, otav1.TaskFailed, failureReason(step), m.Desc, now)
+		return
+	}
+	t.step = step
+	if t.state == otav1.TaskNotified {
+		t.started = now.UnixMilli()
+		e.setState(t, otav1.TaskInProgress, now)
+		return
+	}
+	// A step alone is not written back: the next state change carries it,
+	// and writing every percentage would cost a write per message.
+	t.c.statusDirty = true
+}
+
+// pending answers a device's request for its pending upgrade: the upgrade
+// of its active task when that task was pushed, nothing otherwise.
+func (e *Engine) pending(pr *product, m *protocol.Message) outgoing {
+	e.stats.Requests++
+	out := outgoing{kind: m.Kind, pk: pr.key, device: m.DeviceName, id: m.ID}
+	d := pr.devices[m.DeviceName]
+	if d == nil || d.task == nil {
+		return out
+	}
+	t := d.task
+	if t.c.spec.Module != m.Module || (t.state != otav1.TaskNotified && t.state != otav1.TaskInProgress) {
+		return out
+	}
+	out.image, out.module, out.version, out.has = t.c.spec.Image, t.c.spec.Module, t.c.spec.Target, true
+	return out
+}
+
+func (e *Engine) hasDynamic(pr *product) bool {
+	for c := range pr.campaigns {
+		if c.spec.Dynamic {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,175 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// listPage is the page size for the start-up lists: big enough to be fast,
+// small enough that one page is a few MiB.
+const listPage = 500
+
+// rebuild loads products, the inventory and every campaign's tasks. The
+// device locks are derived from the active tasks, which are the record of
+// truth; a DeviceSlice whose lock mirror disagrees is rewritten.
+func (e *Engine) rebuild(ctx context.Context) error {
+	var products otav1.ProductList
+	if err := e.reader.List(ctx, &products); err != nil {
+		return fmt.Errorf("listing Products: %w", err)
+	}
+	slices.SortFunc(products.Items, func(a, b otav1.Product) int {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
+	for i := range products.Items {
+		e.SyncProduct(&products.Items[i])
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	mirrors := map[*device]otav1.DeviceLock{}
+	err := listAll(ctx, e.reader, &otav1.DeviceSliceList{}, func(l *otav1.DeviceSliceList) {
+		for i := range l.Items {
+			e.loadDeviceSlice(&l.Items[i], mirrors)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("listing DeviceSlices: %w", err)
+	}
+	err = listAll(ctx, e.reader, &otav1.UpgradeSliceList{}, func(l *otav1.UpgradeSliceList) {
+		for i := range l.Items {
+			e.loadUpgradeSlice(&l.Items[i])
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("listing UpgradeSlices: %w", err)
+	}
+	for d, lock := range mirrors {
+		if d.task == nil || d.task.c.ref() != lock.Campaign || d.task.state != lock.State {
+			e.markDevice(d)
+		}
+	}
+	for _, c := range e.campaigns {
+		c.currentWave = 0
+		for _, t := range c.tasks {
+			if t.attempt > 0 {
+				c.currentWave = max(c.currentWave, t.wave)
+			}
+		}
+	}
+	return nil
+}
+
+// listAll pages through a list.
+func listAll[L client.ObjectList](ctx context.Context, r client.Reader, list L, each func(L)) error {
+	opts := []client.ListOption{client.Limit(listPage)}
+	for {
+		if err := r.List(ctx, list, opts...); err != nil {
+			return err
+		}
+		each(list)
+		next := list.GetContinue()
+		if next == "" {
+			return nil
+		}
+		opts = []client.ListOption{client.Limit(listPage), client.Continue(next)}
+	}
+}
+
+func (e *Engine) loadDeviceSlice(s *otav1.DeviceSlice, mirrors map[*device]otav1.DeviceLock) {
+	pr := e.products[s.ProductKey]
+	if pr == nil || pr.namespace != s.Namespace {
+		return
+	}
+	ds := &deviceSlice{name: s.Name, product: pr, created: true}
+	pr.nextSlice = max(pr.nextSlice, sliceIndex(s.Name)+1)
+	for _, rec := range s.Devices {
+		if pr.devices[rec.Name] != nil {
+			ds.dirty = true // a duplicate: keep the first, rewrite this slice without it
+			continue
+		}
+		d := &device{name: rec.Name, slice: ds, modules: rec.Modules, lastSeen: rec.LastSeen}
+		pr.devices[rec.Name] = d
+		ds.devices = append(ds.devices, d)
+		if rec.Lock != nil {
+			mirrors[d] = *rec.Lock
+		}
+	}
+	pr.slices = append(pr.slices, ds)
+}
+
+func (e *Engine) loadUpgradeSlice(s *otav1.UpgradeSlice) {
+	pr := e.products[s.ProductKey]
+	if pr == nil {
+		return
+	}
+	key := keyOf(s.Namespace, s.Campaign)
+	c := e.campaigns[key]
+	if c == nil {
+		c = &campaign{key: key, tasks: map[string]*task{}, product: pr}
+		c.spec.Ref, c.spec.Namespace, c.spec.ProductKey, c.spec.Module = s.Campaign, s.Namespace, s.ProductKey, s.Module
+		pr.campaigns[c] = struct{}{}
+		e.campaigns[key] = c
+	}
+	us := &upgradeSlice{name: s.Name, campaign: c, created: true}
+	c.nextSlice = max(c.nextSlice, sliceIndex(s.Name)+1)
+	c.slices = append(c.slices, us)
+	for _, rec := range s.Tasks {
+		if c.tasks[rec.Device] != nil {
+			us.dirty = true
+			continue
+		}
+		d := pr.devices[rec.Device]
+		if d == nil {
+			d = &device{name: rec.Device} // a device the campaign failed as unknown
+		}
+		t := &task{dev: d, c: c, slice: us, state: rec.State, step: rec.Step, attempt: rec.Attempt,
+			wave: rec.Wave, from: rec.FromVersion, reason: rec.Reason, message: rec.Message,
+			updated: rec.Updated, started: rec.Started * 1000, retryAt: rec.RetryAt * 1000}
+		c.tasks[rec.Device] = t
+		us.tasks = append(us.tasks, t)
+		c.count("", t.state)
+		if t.state == otav1.TaskFailed {
+			c.addReason(t.reason, t.message, 1)
+		}
+		if t.state.Active() {
+			e.lockOnLoad(d, t)
+		}
+	}
+}
+
+// lockOnLoad gives a device to an active task found at start-up. Two active
+// tasks for one device can only come from a crash between two writes; the
+// one that already reached the device wins, the other is canceled.
+func (e *Engine) lockOnLoad(d *device, t *task) {
+	if h := d.task; h != nil {
+		loser := t
+		if t.state.Started() && !h.state.Started() {
+			loser, d.task = h, t
+		}
+		loser.reason, loser.message = reasonOverwritten, "the device was held by another campaign at start-up"
+		e.setState(loser, otav1.TaskCanceled, e.now())
+		return
+	}
+	d.task = t
+	if t.state == otav1.TaskQueued && t.retryAt == 0 {
+		t.c.enqueue(t)
+	}
+}
+
+func sliceIndex(name string) int {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil {
+		return 0
+	}
+	return n
+}

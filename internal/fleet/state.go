@@ -1,0 +1,100 @@
+package fleet
+
+import (
+	"strconv"
+	"time"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// setState moves a task to a new state and keeps the counters, the reasons
+// and the dirty marks right. It is the only place a task's state changes.
+func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
+	from := t.state
+	if from == to && from != "" {
+		t.slice.markDirty()
+		return
+	}
+	c := t.c
+	c.count(from, to)
+	if to == otav1.TaskFailed {
+		c.addReason(t.reason, t.message, 1)
+	}
+	t.state = to
+	t.updated = now.Unix()
+	t.slice.markDirty()
+	if t.dev.task == t && !to.Active() {
+		t.dev.task = nil
+		e.markDevice(t.dev)
+	}
+	if to.Active() || from.Active() {
+		e.markDevice(t.dev)
+	}
+}
+
+// finish ends a task in a final state.
+func (e *Engine) finish(t *task, to otav1.TaskState, reason, msg string, now time.Time) {
+	if !t.state.Active() {
+		return
+	}
+	t.reason, t.message, t.retryAt = reason, msg, 0
+	e.setState(t, to, now)
+}
+
+// fail handles a failure a device reported or a timeout: it schedules a
+// retry while the campaign allows one, and ends the task otherwise.
+func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.Time) {
+	c := t.c
+	retryable := to == otav1.TaskFailed || c.spec.RetryTimedOut
+	if retryable && t.attempt <= c.spec.RetryCount && !c.over(now) {
+		t.reason = reason
+		t.message = "attempt " + strconv.Itoa(int(t.attempt)) + " " + reasonText(reason, msg)
+		t.retryAt = now.Add(c.spec.RetryInterval).UnixMilli()
+		t.started = 0
+		e.setState(t, otav1.TaskQueued, now)
+		return
+	}
+	if t.attempt > 1 {
+		msg = "after " + strconv.Itoa(int(t.attempt)) + " attempts: " + msg
+	}
+	e.finish(t, to, reason, msg, now)
+}
+
+func reasonText(reason, msg string) string {
+	if msg == "" {
+		return reason
+	}
+	return reason + ": " + msg
+}
+
+// failureReason maps a progress failure step to a reason code.
+func failureReason(step int32) string {
+	switch step {
+	case -2:
+		return otav1.FailureDownload
+	case -3:
+		return otav1.FailureVerification
+	case -4:
+		return otav1.FailureFlash
+	default:
+		return otav1.FailureUpgrade
+	}
+}
+
+func (s *upgradeSlice) markDirty() { s.dirty = true }
+
+// markDevice marks the device's inventory slice for writing.
+func (e *Engine) markDevice(d *device) {
+	if d.slice != nil {
+		d.slice.dirty = true
+	}
+}
+
+func sliceName(base string, n int) string {
+	// Object names are at most 253 characters; campaign and product names
+	// are too, so keep room for the suffix.
+	if len(base) > 240 {
+		base = base[:240]
+	}
+	return base + "-" + strconv.Itoa(n)
+}

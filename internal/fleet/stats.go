@@ -1,0 +1,22 @@
+package fleet
+
+// Stats are the engine's counters, for metrics, tests and benchmarks.
+type Stats struct {
+	Informs        int64
+	Progress       int64
+	Requests       int64
+	Stale          int64
+	UnknownProduct int64
+	Pushed         int64
+	PublishFailed  int64
+	Succeeded      int64
+	Writes         int64
+	WriteErrors    int64
+}
+
+// Stats returns a copy of the counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}

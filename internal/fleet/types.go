@@ -1,0 +1,102 @@
+package fleet
+
+import (
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// product is one product line and its device inventory.
+type product struct {
+	key       string
+	namespace string
+	name      string
+	uid       types.UID
+	devices   map[string]*device
+	slices    []*deviceSlice
+	// campaigns of this product, for dynamic selection and lookups.
+	campaigns map[*campaign]struct{}
+	nextSlice int
+}
+
+// device is one device of a product. Kept small: there are 10^5..10^6.
+type device struct {
+	name     string
+	slice    *deviceSlice
+	modules  []otav1.ModuleVersion
+	lastSeen int64
+	// task is the active task holding the device, if any.
+	task *task
+}
+
+func (d *device) version(module string) (string, bool) {
+	for _, mv := range d.modules {
+		if mv.Module == module {
+			return mv.Version, true
+		}
+	}
+	return "", false
+}
+
+// setVersion records a module version and reports whether it changed.
+func (d *device) setVersion(module, version string) bool {
+	for i := range d.modules {
+		if d.modules[i].Module == module {
+			if d.modules[i].Version == version {
+				return false
+			}
+			d.modules[i].Version = strings.Clone(version)
+			return true
+		}
+	}
+	d.modules = append(d.modules, otav1.ModuleVersion{Module: strings.Clone(module), Version: strings.Clone(version)})
+	return true
+}
+
+// deviceSlice is the in-memory side of one DeviceSlice object.
+type deviceSlice struct {
+	name    string
+	product *product
+	devices []*device
+	created bool
+	dirty   bool
+}
+
+// upgradeSlice is the in-memory side of one UpgradeSlice object.
+type upgradeSlice struct {
+	name     string
+	campaign *campaign
+	tasks    []*task
+	created  bool
+	dirty    bool
+}
+
+// task is one device's task in one campaign.
+type task struct {
+	dev      *device
+	c        *campaign
+	slice    *upgradeSlice
+	state    otav1.TaskState
+	step     int32
+	attempt  int32
+	wave     int32
+	from     string
+	reason   string
+	message  string
+	updated  int64
+	started  int64 // Unix milliseconds, like retryAt
+	notified int64
+	retryAt  int64
+	// queued: the task is in its campaign's push queue.
+	queued bool
+}
+
+func (t *task) record() otav1.DeviceTask {
+	return otav1.DeviceTask{
+		Device: t.dev.name, State: t.state, Step: t.step, Attempt: t.attempt,
+		FromVersion: t.from, Reason: t.reason, Message: t.message, Wave: t.wave,
+		Updated: t.updated, Started: t.started / 1000, RetryAt: t.retryAt / 1000,
+	}
+}
