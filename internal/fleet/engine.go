@@ -80,6 +80,7 @@ type Engine struct {
 	stats     Stats
 	wake      chan struct{}
 	readyCh   chan struct{}
+	listener  func(DeviceTask)
 }
 
 // New returns an engine that writes slices with c and rebuilds from reader

@@ -126,6 +126,8 @@ func (e *Engine) progress(pr *product, m *protocol.Message, now time.Time) {
 	// A step alone is not written back: the next state change carries it,
 	// and writing every percentage would cost a write per message.
 	t.c.statusDirty = true
+	t.message = m.Desc
+	e.notify(t)
 }
 
 // pending answers a device's request for its pending upgrade: the upgrade

@@ -16,6 +16,7 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 		return
 	}
 	c := t.c
+	defer e.notify(t)
 	c.count(from, to)
 	if to == otav1.TaskFailed {
 		c.addReason(t.reason, t.message, 1)
