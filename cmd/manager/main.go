@@ -31,12 +31,15 @@ func main() {
 	flag.StringVar(&o.MQTT.CredentialsSecret, "mqtt-credentials-secret", "", "namespace/name of a Secret with username, password and optionally ca.crt, tls.crt, tls.key.")
 
 	flag.StringVar(&o.S3.Endpoint, "s3-endpoint", envOr("OTAFLEET_S3_ENDPOINT", ""), "host:port of the S3-compatible object storage API.")
-	flag.StringVar(&o.S3.PublicEndpoint, "s3-public-endpoint", "", "host[:port] devices download from (pre-signed URLs are signed for it); default: --s3-endpoint.")
+	flag.StringVar(&o.S3.PublicURL, "s3-public-url", "", "Base URL devices download from, e.g. http://firmware.example.com (pre-signed URLs are signed for it); default: the --s3-endpoint URL.")
 	flag.StringVar(&o.S3.Bucket, "s3-bucket", "otafleet-firmware", "Bucket holding firmware images; created private if missing.")
 	flag.StringVar(&o.S3.Region, "s3-region", "us-east-1", "Region of the bucket.")
 	flag.BoolVar(&o.S3.Insecure, "s3-insecure", false, "Use plain HTTP to object storage.")
 	flag.DurationVar(&o.S3.URLExpiry, "url-expiry", 15*time.Minute, "Lifetime of the pre-signed download URLs given to devices.")
 	flag.StringVar(&o.S3.CredentialsSecret, "s3-credentials-secret", "", "namespace/name of a Secret with accessKey and secretKey.")
+
+	flag.IntVar(&o.Engine.MaxPushPerSecond, "max-push-per-second", 0, "Cap on upgrade pushes per second across all campaigns; 0 is no cap.")
+	flag.BoolVar(&o.Engine.IgnoreCampaignRate, "ignore-campaign-rate", false, "Ignore campaigns' ratePerMinute (benchmarks and labs only).")
 
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -69,6 +72,9 @@ func run(ctx context.Context, o operator.Options) error {
 	}
 	mgr, err := operator.NewManager(cfg, o)
 	if err != nil {
+		return err
+	}
+	if _, err := operator.Setup(mgr, o); err != nil {
 		return err
 	}
 	ctrl.Log.Info("Starting manager", "mqttBroker", o.MQTT.Broker, "s3Endpoint", o.S3.Endpoint, "bucket", o.S3.Bucket)

@@ -71,6 +71,7 @@ type Engine struct {
 	BatchEvents chan event.GenericEvent
 	RunEvents   chan event.GenericEvent
 
+	flushMu   sync.Mutex
 	mu        sync.Mutex
 	ready     bool
 	products  map[string]*product
@@ -227,4 +228,12 @@ func (e *Engine) kick() {
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// SetPublisher sets the publisher after New, for the gateway that needs the
+// engine as its handler first. Call it before Start.
+func (e *Engine) SetPublisher(p Publisher) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pub = p
 }

@@ -44,6 +44,10 @@ func (e *Engine) flushLoop(ctx context.Context) {
 func (e *Engine) Flush(ctx context.Context) { e.flush(ctx) }
 
 func (e *Engine) flush(ctx context.Context) {
+	// One flush at a time: two writes of one slice in flight could land
+	// out of order and leave the older content.
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	jobs := e.collectWrites()
 	e.mu.Unlock()

@@ -20,8 +20,18 @@ type Options struct {
 	LeaderElection   bool
 	LeaderElectionNS string
 
-	MQTT MQTTOptions
-	S3   S3Options
+	MQTT   MQTTOptions
+	S3     S3Options
+	Engine EngineOptions
+}
+
+// EngineOptions tune the rollout engine.
+type EngineOptions struct {
+	// MaxPushPerSecond caps pushes across all campaigns; 0 is no cap.
+	MaxPushPerSecond int
+	// IgnoreCampaignRate pushes as fast as MaxPushPerSecond allows; for
+	// benchmarks and labs only.
+	IgnoreCampaignRate bool
 }
 
 // MQTTOptions say how to reach the broker.
@@ -50,9 +60,10 @@ type MQTTOptions struct {
 type S3Options struct {
 	// Endpoint is host:port of the S3 API as the operator reaches it.
 	Endpoint string
-	// PublicEndpoint is host[:port] devices download from; pre-signed URLs
-	// are signed for it. Defaults to Endpoint.
-	PublicEndpoint string
+	// PublicURL is the base URL devices download from (http://host or
+	// https://host); pre-signed URLs are signed for it. Defaults to the
+	// Endpoint's URL.
+	PublicURL string
 	Bucket         string
 	Region         string
 	Insecure       bool

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/otafleet/otafleet/internal/devicesim"
+)
+
+func TestRunUntilInformedPrintsJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run([]string{"-embedded-broker", "-devices", "50", "-modules", "wifi=1.0.0,mcu=2.1",
+		"-until-informed", "-json", "-report-every", "0"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var s devicesim.Summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("output is not a JSON summary: %v\n%s", err, out.String())
+	}
+	if s.Devices != 50 || s.Informed != 50 || s.Versions["mcu"]["2.1"] != 50 || s.Versions["wifi"]["1.0.0"] != 50 {
+		t.Fatalf("summary %+v", s)
+	}
+	if !strings.Contains(errOut.String(), "all 50 devices informed") {
+		t.Fatalf("stderr lacks the timing line:\n%s", errOut.String())
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	o, err := parse([]string{"-devices", "7", "-mode", "per-device", "-fail-flash", "0.25", "-instant",
+		"-modules", "default=app-1.0.0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.Devices != 7 || c.Mode != devicesim.PerDevice || c.Failures.FlashFail != 0.25 || !c.Instant ||
+		len(c.Modules) != 1 || c.Modules[0].Version != "app-1.0.0" {
+		t.Fatalf("config %+v", c)
+	}
+	for _, bad := range [][]string{{"-modules", "wifi"}, {"extra"}, {"-devices", "x"}} {
+		if _, err := parse(bad, io.Discard); err == nil {
+			t.Errorf("parse(%q) accepted it", bad)
+		}
+	}
+}

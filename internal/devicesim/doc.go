@@ -1,0 +1,21 @@
+// Package devicesim simulates a fleet of devices that speak the OTA
+// protocol over MQTT the way devices built on the vendor's C SDK do. Tests,
+// benchmarks and the playground run it in-process; cmd/devicesim wraps it in
+// flags.
+//
+// Each device informs every module's version when its connection comes up,
+// and on an upgrade push (or a reply to its own firmware/get or older-SDK
+// request) downloads the image over HTTP, checks size and digest, reports
+// progress (step 0 first, then percentages at most once per
+// ProgressInterval), "flashes", and informs the new version. Failures are
+// injected per device from a hash of (Seed, device name), so which device
+// fails and how never depends on timing; Fleet.Plan tells a test in advance.
+//
+// Two connection modes: one MQTT connection per device, as in the field, and
+// multiplexed, where a few connections carry thousands of devices each (the
+// only way to simulate 100,000 devices on one machine). A multiplexed
+// connection subscribes to each of its devices' topics, batched into large
+// SUBSCRIBE packets, so every push is delivered once; WildcardSubscriptions
+// uses /ota/device/upgrade/{pk}/+ instead, at the cost of every connection
+// receiving (and discarding) every push.
+package devicesim

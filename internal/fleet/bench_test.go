@@ -1,0 +1,97 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/protocol"
+)
+
+// memEngine is an engine with n devices of one product in a running batch,
+// without an API server: the benchmarks measure the in-memory hot paths.
+func memEngine(b *testing.B, n int) (*Engine, []string) {
+	e := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
+	e.ready = true
+	close(e.readyCh)
+	p := &otav1.Product{Spec: otav1.ProductSpec{ProductKey: "pk"}}
+	p.Name, p.Namespace, p.UID = "p", "ns", "uid"
+	e.SyncProduct(p)
+	names := make([]string, n)
+	msgs := make([]protocol.Message, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("dev-%06d", i)
+		msgs[i] = protocol.Message{Kind: protocol.KindInform, ProductKey: "pk", DeviceName: names[i], Module: "default", Version: "1.0.0"}
+	}
+	e.HandleBatch(context.Background(), msgs)
+	_, err := e.Upsert(Spec{Ref: otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "b"}, Namespace: "ns",
+		ProductKey: "pk", Module: "default", Target: "2.0.0", RatePerMinute: 10000, Timeout: time.Hour,
+		Image: Image{Bucket: "b", Key: "k", Size: 1, MD5: "0123456789abcdef0123456789abcdef"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, names
+}
+
+// BenchmarkSelect100k measures selecting 100,000 devices for a batch.
+func BenchmarkSelect100k(b *testing.B) {
+	for b.Loop() {
+		memEngine(b, 100000)
+	}
+}
+
+// BenchmarkApplyProgress measures applying one progress message to the
+// fleet state, in batches of 512 as the gateway delivers them.
+func BenchmarkApplyProgress(b *testing.B) {
+	const n = 100000
+	e, names := memEngine(b, n)
+	e.mu.Lock()
+	now := e.now()
+	for _, c := range e.campaigns {
+		for _, t := range c.tasks {
+			e.setState(t, otav1.TaskInProgress, now)
+		}
+	}
+	e.mu.Unlock()
+	batch := make([]protocol.Message, 512)
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		for j := range batch {
+			batch[j] = protocol.Message{Kind: protocol.KindProgress, ProductKey: "pk", DeviceName: names[i%n],
+				Module: "default", Step: protocol.Step(i % 100)}
+			i++
+		}
+		e.HandleBatch(context.Background(), batch)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/message")
+}
+
+// BenchmarkCollectPushes measures taking the next devices to push.
+func BenchmarkCollectPushes(b *testing.B) {
+	e, _ := memEngine(b, 100000)
+	e.opts.IgnoreCampaignRate = true
+	var c *campaign
+	for _, c = range e.campaigns {
+	}
+	now := time.Now()
+	pushed := 0
+	b.ResetTimer()
+	for b.Loop() {
+		e.mu.Lock()
+		if len(c.queue) == 0 {
+			for _, t := range c.tasks {
+				e.setState(t, otav1.TaskQueued, now)
+				c.enqueue(t)
+			}
+		}
+		out := e.collectPushes(c, now, nil)
+		pushed += len(out)
+		e.mu.Unlock()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(pushed, 1)), "ns/push")
+}

@@ -1,0 +1,202 @@
+package mqtt
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otafleet/otafleet/internal/protocol"
+)
+
+// fakeMessage is a paho.Message that records its acknowledgement.
+type fakeMessage struct {
+	topic   string
+	payload []byte
+	qos     byte
+	acked   atomic.Int32
+}
+
+func (m *fakeMessage) Duplicate() bool   { return false }
+func (m *fakeMessage) Qos() byte         { return m.qos }
+func (m *fakeMessage) Retained() bool    { return false }
+func (m *fakeMessage) Topic() string     { return m.topic }
+func (m *fakeMessage) MessageID() uint16 { return 1 }
+func (m *fakeMessage) Payload() []byte   { return m.payload }
+func (m *fakeMessage) Ack()              { m.acked.Add(1) }
+
+func inform(dn string, qos byte) *fakeMessage {
+	return &fakeMessage{topic: protocol.InformTopic("pk", dn), payload: []byte(`{"id":1,"params":{"version":"1.0"}}`), qos: qos}
+}
+
+func newTestGateway(t *testing.T, cfg Config, h Handler) *Gateway {
+	t.Helper()
+	cfg.Brokers = []string{"tcp://127.0.0.1:1"} // never dialled: these tests feed onMessage directly
+	cfg.ClientID = "unit"
+	cfg.Registerer = prometheus.NewRegistry()
+	g, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no broker":      {ClientID: "c"},
+		"bad scheme":     {Brokers: []string{"http://broker:1883"}, ClientID: "c"},
+		"no client id":   {Brokers: []string{"tcp://broker:1883"}},
+		"wildcard pk":    {Brokers: []string{"tcp://broker:1883"}, ClientID: "c", ProductKeys: []string{"a/#"}},
+		"bad share name": {Brokers: []string{"tcp://broker:1883"}, ClientID: "c", SharedGroup: "a+b"},
+	} {
+		if _, err := New(cfg, HandlerFunc(func(context.Context, []protocol.Message) {})); err == nil {
+			t.Errorf("%s: New accepted the config", name)
+		}
+	}
+	cfg := Config{ProductKeys: []string{"pkA"}, SharedGroup: "ota"}
+	got := strings.Join(cfg.filters(), " ")
+	want := "$share/ota//ota/device/inform/pkA/+ $share/ota//ota/device/progress/pkA/+ " +
+		"$share/ota//sys/pkA/+/thing/ota/firmware/get $share/ota//ota/device/request/pkA/+"
+	if got != want {
+		t.Errorf("filters = %s\nwant %s", got, want)
+	}
+	if n := len((&Config{}).filters()); n != 4 {
+		t.Errorf("all products: %d filters, want 4", n)
+	}
+}
+
+// TestAckAfterHandler checks the acknowledgement policy: nothing is acked
+// before HandleBatch returns, everything after, and nothing when the
+// gateway stops during the call.
+func TestAckAfterHandler(t *testing.T) {
+	entered, release := make(chan int), make(chan struct{})
+	g := newTestGateway(t, Config{BatchSize: 10}, HandlerFunc(func(_ context.Context, msgs []protocol.Message) {
+		entered <- len(msgs)
+		<-release
+	}))
+	msgs := []*fakeMessage{inform("a", 1), inform("b", 1), inform("c", 1)}
+	for _, m := range msgs {
+		g.onMessage(nil, m)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.consume(ctx); close(done) }()
+	if n := <-entered; n != 3 {
+		t.Fatalf("first batch has %d messages, want all 3 queued", n)
+	}
+	for _, m := range msgs {
+		if m.acked.Load() != 0 {
+			t.Fatal("acknowledged before the handler returned")
+		}
+	}
+	release <- struct{}{}
+	last := inform("d", 1)
+	g.onMessage(nil, last)
+	<-entered // the second batch proves the first was fully processed
+	for _, m := range msgs {
+		if m.acked.Load() != 1 {
+			t.Fatalf("message acked %d times after the handler returned, want 1", m.acked.Load())
+		}
+	}
+	cancel()
+	release <- struct{}{}
+	<-done
+	if last.acked.Load() != 0 {
+		t.Fatal("a batch handled while stopping was acknowledged; the broker would not redeliver it")
+	}
+}
+
+func TestQueueFullPolicy(t *testing.T) {
+	got := make(chan string, 10)
+	g := newTestGateway(t, Config{QueueSize: 2, BatchSize: 1}, HandlerFunc(func(_ context.Context, msgs []protocol.Message) {
+		for _, m := range msgs {
+			got <- m.DeviceName
+		}
+	}))
+	g.onMessage(nil, inform("a", 1))
+	g.onMessage(nil, inform("b", 1))
+	// QoS 0: dropped and counted (QoS 0 has nothing to acknowledge).
+	g.onMessage(nil, inform("c", 0))
+	if s := g.Stats(); s.Dropped != 1 || s.Received != 3 {
+		t.Fatalf("stats %+v: want the QoS 0 message dropped", s)
+	}
+	// QoS 1: waits for room instead.
+	waiting := inform("d", 1)
+	returned := make(chan struct{})
+	go func() { g.onMessage(nil, waiting); close(returned) }()
+	select {
+	case <-returned:
+		t.Fatal("a QoS 1 message did not wait for room in a full queue")
+	case <-time.After(50 * time.Millisecond): // proving a wait needs some time to pass
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.consume(ctx)
+	<-returned
+	var names []string
+	for range 3 {
+		names = append(names, <-got)
+	}
+	if strings.Join(names, ",") != "a,b,d" {
+		t.Fatalf("handled %v, want a, b and the QoS 1 message that waited", names)
+	}
+}
+
+func TestInvalidMessagesAreCountedAndAcked(t *testing.T) {
+	g := newTestGateway(t, Config{}, HandlerFunc(func(context.Context, []protocol.Message) {
+		t.Error("the handler must not see invalid messages")
+	}))
+	bad := []*fakeMessage{
+		{topic: protocol.InformTopic("pk", "d"), payload: []byte(`{`), qos: 1},
+		{topic: protocol.ProgressTopic("pk", "d"), payload: []byte(`{"params":{"step":"250"}}`), qos: 1},
+		{topic: "/ota/device/inform//d", payload: []byte(`{"params":{"version":"1"}}`), qos: 0},
+	}
+	own := &fakeMessage{topic: protocol.RequestTopic("pk", "d"), payload: []byte(`{"code":"1000","message":"success","id":1,"data":{}}`), qos: 1}
+	for _, m := range append(bad, own) {
+		g.onMessage(nil, m)
+		if m.acked.Load() != 1 {
+			t.Errorf("%s %s not acknowledged", m.topic, m.payload)
+		}
+	}
+	if s := g.Stats(); s.Rejected != 3 || s.Ignored != 1 || s.Received != 0 || len(g.queue) != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestHandlerPanicDoesNotStopDelivery(t *testing.T) {
+	calls := make(chan int, 2)
+	g := newTestGateway(t, Config{BatchSize: 1}, HandlerFunc(func(_ context.Context, msgs []protocol.Message) {
+		calls <- 1
+		if msgs[0].DeviceName == "boom" {
+			panic("handler bug")
+		}
+	}))
+	boom, ok := inform("boom", 1), inform("fine", 1)
+	g.onMessage(nil, boom)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.consume(ctx)
+	<-calls
+	g.onMessage(nil, ok)
+	<-calls
+	cancel()
+	if boom.acked.Load() != 1 {
+		t.Fatal("a batch whose handler panicked must be acknowledged, or it would panic again on redelivery")
+	}
+}
+
+func TestRateLog(t *testing.T) {
+	g := newTestGateway(t, Config{}, HandlerFunc(func(context.Context, []protocol.Message) {}))
+	allowed := 0
+	for range 100 {
+		if ok, _ := g.rejectLog.allow(); ok {
+			allowed++
+		}
+	}
+	if allowed > 6 {
+		t.Fatalf("%d of 100 log lines let through in a burst, want about 5", allowed)
+	}
+}

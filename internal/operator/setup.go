@@ -1,0 +1,119 @@
+package operator
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/otafleet/otafleet/controllers"
+	"github.com/otafleet/otafleet/internal/fleet"
+	"github.com/otafleet/otafleet/internal/mqtt"
+	"github.com/otafleet/otafleet/internal/storage"
+)
+
+// Components are the parts Setup adds to the manager, for callers (the
+// playground, tests) that want to look at them.
+type Components struct {
+	Store   *storage.MinIO
+	Gateway *mqtt.Gateway
+	Engine  *fleet.Engine
+}
+
+// Setup adds object storage, the MQTT gateway, the rollout engine and the
+// controllers to mgr.
+func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
+	store, err := storage.New(storage.Config{
+		Endpoint: o.S3.Endpoint, Insecure: o.S3.Insecure, PublicURL: o.S3.PublicURL,
+		AccessKey: o.S3.AccessKey, SecretKey: o.S3.SecretKey, Region: o.S3.Region, URLExpiry: o.S3.URLExpiry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w := store.DevicePortWarning(); w != "" {
+		ctrl.Log.Info("Devices may not reach firmware downloads", "warning", w)
+	}
+	engine := fleet.New(mgr.GetClient(), mgr.GetAPIReader(), nil, signer{store, o.S3.URLExpiry}, fleet.Options{
+		MaxPushPerSecond: o.Engine.MaxPushPerSecond, IgnoreCampaignRate: o.Engine.IgnoreCampaignRate,
+	}, ctrl.Log.WithName("fleet"))
+	mcfg, err := mqttConfig(o.MQTT)
+	if err != nil {
+		return nil, err
+	}
+	gw, err := mqtt.New(mcfg, engine)
+	if err != nil {
+		return nil, err
+	}
+	engine.SetPublisher(gw)
+	if err := mgr.Add(engine); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(gw); err != nil {
+		return nil, err
+	}
+	if err := setupControllers(mgr, o, store, engine); err != nil {
+		return nil, err
+	}
+	return &Components{Store: store, Gateway: gw, Engine: engine}, nil
+}
+
+func setupControllers(mgr ctrl.Manager, o Options, store *storage.MinIO, engine *fleet.Engine) error {
+	c := mgr.GetClient()
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&controllers.FirmwareReconciler{Client: c, APIReader: mgr.GetAPIReader(), Store: store, Bucket: o.S3.Bucket,
+			Recorder: mgr.GetEventRecorder("firmware-controller")},
+		&controllers.ProductReconciler{Client: c, Recorder: mgr.GetEventRecorder("product-controller")},
+		&controllers.InventoryReconciler{Client: c, Engine: engine},
+		&controllers.VerificationRunReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("verificationrun-controller")},
+		&controllers.UpgradeBatchReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("upgradebatch-controller")},
+	}
+	for _, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up %T: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// signer adapts storage to the engine: every push gets a freshly signed URL.
+type signer struct {
+	store  *storage.MinIO
+	expiry time.Duration
+}
+
+func (s signer) PresignGet(ctx context.Context, bucket, key string) (string, error) {
+	u, err := s.store.PresignGet(ctx, bucket, key, s.expiry)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+func mqttConfig(o MQTTOptions) (mqtt.Config, error) {
+	c := mqtt.Config{
+		Brokers: []string{o.Broker}, ClientID: o.ClientID, Username: o.Username, Password: o.Password,
+		SharedGroup: o.SharedGroup,
+	}
+	if len(o.CAPEM) > 0 || len(o.CertPEM) > 0 {
+		t := &tls.Config{MinVersion: tls.VersionTLS12}
+		if len(o.CAPEM) > 0 {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(o.CAPEM) {
+				return c, fmt.Errorf("MQTT ca.crt holds no PEM certificate")
+			}
+			t.RootCAs = pool
+		}
+		if len(o.CertPEM) > 0 {
+			cert, err := tls.X509KeyPair(o.CertPEM, o.KeyPEM)
+			if err != nil {
+				return c, fmt.Errorf("MQTT client certificate: %w", err)
+			}
+			t.Certificates = []tls.Certificate{cert}
+		}
+		c.TLS = t
+	}
+	return c, nil
+}

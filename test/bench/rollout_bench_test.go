@@ -1,0 +1,123 @@
+// Package bench measures otafleet at fleet scale on real parts: a static
+// UpgradeBatch to N simulated devices (BENCH_DEVICES, default 10,000) that
+// upgrade at once, through the real API server, broker and manager.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/devicesim"
+	"github.com/otafleet/otafleet/internal/lab"
+	"github.com/otafleet/otafleet/internal/operator"
+)
+
+func devices() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_DEVICES")); err == nil && n > 0 {
+		return n
+	}
+	return 10000
+}
+
+// BenchmarkRollout reports devices/s, API writes per device and heap per
+// device for one static rollout with instant devices and no rate limit.
+func BenchmarkRollout(b *testing.B) {
+	n := devices()
+	ctx := context.Background()
+	l, err := lab.Start(ctx, lab.Options{Engine: operator.EngineOptions{IgnoreCampaignRate: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Stop()
+	c := l.Client()
+	const ns, pk = "bench", "benchkey"
+	must(b, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(b, c.Create(ctx, &otav1.Product{ObjectMeta: lab.ObjectMeta(ns, "p"), Spec: otav1.ProductSpec{ProductKey: pk}}))
+	must(b, lab.Poll(ctx, 30*time.Second, func() (bool, error) {
+		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: "p"})
+		return ok, nil
+	}))
+	t0 := time.Now()
+	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: l.Broker.URL, ProductKey: pk, Devices: n,
+		Mode: devicesim.Multiplexed, Instant: true, WildcardSubscriptions: true})
+	must(b, err)
+	defer fleet.Stop()
+	must(b, fleet.WaitInformed(ctx))
+	informTime := time.Since(t0)
+
+	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "fw"), Spec: otav1.FirmwareSpec{Product: "p", Version: "2.0.0",
+		VerificationRequired: ptr.To(false)}}
+	must(b, l.PushFirmware(ctx, fw, make([]byte, 4096)))
+	// Let the inventory writes of the boot settle so they are not counted.
+	must(b, lab.Poll(ctx, time.Minute, func() (bool, error) {
+		s := l.Parts.Engine.Stats()
+		return s.Informs >= int64(n), nil
+	}))
+	l.Parts.Engine.Flush(ctx)
+	before := l.Parts.Engine.Stats()
+
+	var peak atomic.Uint64
+	stop := sampleHeap(&peak)
+	b.ResetTimer()
+	start := time.Now()
+	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "ub"), Spec: otav1.UpgradeBatchSpec{Firmware: fw.Name}}
+	must(b, c.Create(ctx, ub))
+	must(b, l.WaitBatch(ctx, ub, 10*time.Minute, func(u *otav1.UpgradeBatch) bool {
+		return u.Status.Phase == otav1.BatchCompleted && u.Status.Counts.Succeeded == int64(n)
+	}, nil))
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stop()
+	l.Parts.Engine.Flush(ctx)
+	after := l.Parts.Engine.Stats()
+	writes := float64(after.Writes - before.Writes)
+
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
+	b.ReportMetric(writes/float64(n), "writes/device")
+	b.ReportMetric(float64(peak.Load())/float64(n), "heapB/device")
+	fmt.Printf("rollout: %d devices in %s (%.0f devices/s), %0.f slice writes (%.3f per device), "+
+		"peak heap %d MiB (%.0f B/device, operator + embedded broker + simulator), boot informs %s\n",
+		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), writes, writes/float64(n),
+		peak.Load()>>20, float64(peak.Load())/float64(n), informTime.Round(time.Millisecond))
+}
+
+// sampleHeap records the peak heap in use until the returned func is called.
+func sampleHeap(peak *atomic.Uint64) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func must(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
+}
