@@ -139,7 +139,9 @@ type ObjectSource struct {
 
 // FirmwareSignature is an Ed25519 signature of the image.
 type FirmwareSignature struct {
-	// value is the base64-encoded Ed25519 signature of the image bytes.
+	// value is the base64-encoded Ed25519 signature of the image's SHA-256
+	// digest (the 32 raw bytes), so that devices can check it while
+	// streaming the image; it reaches devices as extData._ed25519_signature.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
