@@ -1,0 +1,133 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+func runningStatus(start time.Time) otav1.UpgradeBatchStatus {
+	return otav1.UpgradeBatchStatus{
+		Phase: otav1.BatchRunning, CurrentWave: 1, Waves: 2,
+		StartTime: &metav1.Time{Time: start},
+		Counts:    otav1.TaskCounts{Total: 100, Succeeded: 30, Failed: 10, InProgress: 20, Queued: 40},
+		FailureReasons: []otav1.ReasonCount{
+			{Reason: otav1.FailureDownload, Count: 7, Example: "http 403"},
+			{Reason: otav1.FailureFlash, Count: 3},
+		},
+	}
+}
+
+func TestRenderBatch(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	ub := newBatch("ns", "rollout")
+	ub.Status = runningStatus(now.Add(-40 * time.Second))
+	var b bytes.Buffer
+	renderBatch(&b, ub, now)
+	out := b.String()
+	// 40 finished in 40 s is 1 device/s; 60 left take a minute.
+	for _, want := range []string{
+		"Phase:      Running", "Wave:       1/2", "40/100 finished (40%)", "1.0 devices/s", "ETA 60s",
+		"SUCCEEDED    [#########.....................]      30  30%",
+		"FAILED       [###...........................]      10  10%",
+		"QUEUED       [############..................]      40  40%",
+		"CONFIRM      [..............................]       0   0%",
+		`DownloadFailed             7  e.g. "http 403"`, "FlashFailed                3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+
+	ub.Status.Phase = otav1.BatchCompleted
+	ub.Status.CompletionTime = &metav1.Time{Time: now}
+	b.Reset()
+	renderBatch(&b, ub, now)
+	if strings.Contains(b.String(), "ETA") {
+		t.Errorf("a finished batch has no ETA:\n%s", b.String())
+	}
+
+	fresh := newBatch("ns", "fresh")
+	b.Reset()
+	renderBatch(&b, fresh, now)
+	if !strings.Contains(b.String(), "0/0 finished") || strings.Contains(b.String(), "devices/s") {
+		t.Errorf("unstarted batch:\n%s", b.String())
+	}
+}
+
+func TestBar(t *testing.T) {
+	for _, tc := range []struct {
+		n, total int64
+		hashes   int
+	}{{0, 0, 0}, {0, 10, 0}, {1, 1000, 1}, {5, 10, 15}, {10, 10, 30}, {20, 10, 30}} {
+		if got := strings.Count(bar(tc.n, tc.total), "#"); got != tc.hashes {
+			t.Errorf("bar(%d,%d) has %d #, want %d", tc.n, tc.total, got, tc.hashes)
+		}
+	}
+}
+
+func TestStatusBatchCommand(t *testing.T) {
+	ctx := testCtx(t)
+	ns := newNamespace(t, ctx)
+	ub := newBatch(ns, "rollout")
+	mustCreate(t, ctx, ub)
+	setStatus(t, ub, runningStatus(time.Now().Add(-time.Minute)))
+	out, _, err := kubectlOTA(ctx, kubeconfig, ns, "status", "batch", "rollout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Name:       rollout", "Firmware:   plug-wifi-1.1.0", "40/100 finished",
+		"IN_PROGRESS  [######........................]      20  20%", "DownloadFailed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestStatusBatchWatch checks that -w keeps refreshing while the batch runs
+// and returns by itself once it reaches a final phase.
+func TestStatusBatchWatch(t *testing.T) {
+	ctx := testCtx(t)
+	ns := newNamespace(t, ctx)
+	ub := newBatch(ns, "rollout")
+	mustCreate(t, ctx, ub)
+	setStatus(t, ub, runningStatus(time.Now().Add(-time.Minute)))
+
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	go func() {
+		out, _, err := kubectlOTA(wctx, kubeconfig, ns, "status", "batch", "rollout", "-w", "--interval", "100ms")
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("watch returned while the batch runs: %v\n%s", r.err, r.out)
+	case <-time.After(500 * time.Millisecond):
+	}
+	st := runningStatus(time.Now().Add(-time.Minute))
+	st.Phase, st.CurrentWave = otav1.BatchCompleted, 2
+	st.Counts = otav1.TaskCounts{Total: 100, Succeeded: 90, Failed: 10}
+	setStatus(t, getUB(t, ns, "rollout"), st)
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if strings.Count(r.out, "Name:") < 2 || !strings.Contains(r.out, "Phase:      Completed") {
+			t.Fatalf("want several frames ending Completed, got\n%s", r.out)
+		}
+	case <-wctx.Done():
+		t.Fatal("watch did not return after the batch completed")
+	}
+}
