@@ -41,6 +41,12 @@ func main() {
 	flag.IntVar(&o.Engine.MaxPushPerSecond, "max-push-per-second", 0, "Cap on upgrade pushes per second across all campaigns; 0 is no cap.")
 	flag.BoolVar(&o.Engine.IgnoreCampaignRate, "ignore-campaign-rate", false, "Ignore campaigns' ratePerMinute (benchmarks and labs only).")
 
+	flag.StringVar(&o.AppAPI.BindAddress, "app-api-bind-address", "", "Address of the mobile-app API, e.g. :8443; empty disables it.")
+	flag.StringVar(&o.AppAPI.KeysSecret, "app-api-keys-secret", "", "namespace/name of a Secret with hmac-secret or public-key.pem for the app API's JWTs.")
+	flag.StringVar(&o.AppAPI.TLSSecret, "app-api-tls-secret", "", "namespace/name of a Secret with tls.crt and tls.key for the app API.")
+	flag.StringVar(&o.AppAPI.Issuer, "app-api-issuer", "", "Required issuer (iss) of app API tokens.")
+	flag.StringVar(&o.AppAPI.Audience, "app-api-audience", "otafleet", "Required audience (aud) of app API tokens.")
+
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

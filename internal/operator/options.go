@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/otafleet/otafleet/internal/appapi"
 )
 
 // Options are the manager's settings.
@@ -23,6 +25,24 @@ type Options struct {
 	MQTT   MQTTOptions
 	S3     S3Options
 	Engine EngineOptions
+	AppAPI AppAPIOptions
+}
+
+// AppAPIOptions configure the HTTP API for the vendor's mobile-app backend.
+type AppAPIOptions struct {
+	// BindAddress enables the API when set, e.g. ":8443".
+	BindAddress string
+	// KeysSecret is "namespace/name" of a Secret with hmac-secret or
+	// public-key.pem, which verify the callers' JWTs.
+	KeysSecret string
+	// TLSSecret is "namespace/name" of a Secret with tls.crt and tls.key.
+	TLSSecret string
+	Issuer    string
+	Audience  string
+
+	Keys       appapi.Keys
+	TLSCertPEM []byte
+	TLSKeyPEM  []byte
 }
 
 // EngineOptions tune the rollout engine.
@@ -88,6 +108,9 @@ func (o *Options) LoadSecrets(ctx context.Context, c client.Reader) error {
 		o.MQTT.Username, o.MQTT.Password = string(data["username"]), string(data["password"])
 		o.MQTT.CAPEM, o.MQTT.CertPEM, o.MQTT.KeyPEM = data["ca.crt"], data["tls.crt"], data["tls.key"]
 	}
+	if err := o.loadAppAPISecrets(ctx, c); err != nil {
+		return err
+	}
 	if ref := o.S3.CredentialsSecret; ref != "" {
 		data, err := readSecret(ctx, c, ref)
 		if err != nil {
@@ -113,6 +136,31 @@ func readSecret(ctx context.Context, c client.Reader, ref string) (map[string][]
 		return nil, fmt.Errorf("reading Secret %s: %w", ref, err)
 	}
 	return s.Data, nil
+}
+
+func (o *Options) loadAppAPISecrets(ctx context.Context, c client.Reader) error {
+	a := &o.AppAPI
+	if a.BindAddress == "" {
+		return nil
+	}
+	if a.KeysSecret == "" {
+		return fmt.Errorf("the app API needs --app-api-keys-secret")
+	}
+	data, err := readSecret(ctx, c, a.KeysSecret)
+	if err != nil {
+		return fmt.Errorf("app API keys: %w", err)
+	}
+	if a.Keys, err = appapi.KeysFromSecretData(data); err != nil {
+		return fmt.Errorf("app API keys: %w", err)
+	}
+	if a.TLSSecret != "" {
+		data, err := readSecret(ctx, c, a.TLSSecret)
+		if err != nil {
+			return fmt.Errorf("app API TLS: %w", err)
+		}
+		a.TLSCertPEM, a.TLSKeyPEM = data["tls.crt"], data["tls.key"]
+	}
+	return nil
 }
 
 // Validate reports settings that cannot work.

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/otafleet/otafleet/controllers"
+	"github.com/otafleet/otafleet/internal/appapi"
 	"github.com/otafleet/otafleet/internal/fleet"
 	"github.com/otafleet/otafleet/internal/mqtt"
 	"github.com/otafleet/otafleet/internal/storage"
@@ -48,6 +50,9 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 		return nil, err
 	}
 	engine.SetPublisher(gw)
+	if err := metrics.Registry.Register(fleet.NewCollector(engine)); err != nil {
+		return nil, err
+	}
 	if err := mgr.Add(engine); err != nil {
 		return nil, err
 	}
@@ -56,6 +61,16 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 	}
 	if err := setupControllers(mgr, o, store, engine); err != nil {
 		return nil, err
+	}
+	if a := o.AppAPI; a.BindAddress != "" {
+		srv, err := appapi.New(appapi.Config{Addr: a.BindAddress, Keys: a.Keys, Issuer: a.Issuer, Audience: a.Audience,
+			TLSCertPEM: a.TLSCertPEM, TLSKeyPEM: a.TLSKeyPEM}, engine)
+		if err != nil {
+			return nil, fmt.Errorf("app API: %w", err)
+		}
+		if err := mgr.Add(srv); err != nil {
+			return nil, err
+		}
 	}
 	return &Components{Store: store, Gateway: gw, Engine: engine}, nil
 }

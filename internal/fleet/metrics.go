@@ -1,0 +1,81 @@
+package fleet
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// Collector exposes the engine's counters to Prometheus. It reads them at
+// scrape time, so the hot paths pay nothing for metrics.
+type Collector struct{ e *Engine }
+
+// NewCollector returns a collector for e; register it with
+// controller-runtime's metrics registry.
+func NewCollector(e *Engine) *Collector { return &Collector{e: e} }
+
+var (
+	descDevices   = prometheus.NewDesc("otafleet_fleet_devices", "Devices in the inventory of all products.", nil, nil)
+	descCampaigns = prometheus.NewDesc("otafleet_fleet_campaigns", "Campaigns the engine holds.", nil, nil)
+	descTasks     = prometheus.NewDesc("otafleet_fleet_tasks", "Device tasks of all campaigns by state.", []string{"state"}, nil)
+	descMessages  = prometheus.NewDesc("otafleet_fleet_messages_total", "Device messages applied, by kind.", []string{"kind"}, nil)
+	descIgnored   = prometheus.NewDesc("otafleet_fleet_messages_ignored_total",
+		"Device messages ignored: unknown product, or progress for no active task.", []string{"reason"}, nil)
+	descPushes = prometheus.NewDesc("otafleet_fleet_pushes_total", "Upgrade pushes sent, and pushes that failed to publish.", []string{"result"}, nil)
+	descWrites = prometheus.NewDesc("otafleet_fleet_slice_writes_total", "Slice writes to the API server.", []string{"result"}, nil)
+	descDone   = prometheus.NewDesc("otafleet_fleet_upgrades_succeeded_total", "Device upgrades that succeeded.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	e := c.e
+	e.mu.Lock()
+	s := e.stats
+	devices, campaigns := e.sizes()
+	var tc otav1.TaskCounts
+	for _, cp := range e.campaigns {
+		addCounts(&tc, cp.counts)
+	}
+	e.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	count := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descDevices, float64(devices))
+	gauge(descCampaigns, float64(campaigns))
+	for _, st := range []otav1.TaskState{otav1.TaskConfirm, otav1.TaskQueued, otav1.TaskNotified, otav1.TaskInProgress,
+		otav1.TaskSucceeded, otav1.TaskFailed, otav1.TaskTimedOut, otav1.TaskCanceled} {
+		gauge(descTasks, float64(*counter(&tc, st)), string(st))
+	}
+	count(descMessages, s.Informs, "inform")
+	count(descMessages, s.Progress, "progress")
+	count(descMessages, s.Requests, "request")
+	count(descIgnored, s.UnknownProduct, "unknown_product")
+	count(descIgnored, s.Stale, "no_active_task")
+	count(descPushes, s.Pushed, "sent")
+	count(descPushes, s.PublishFailed, "failed")
+	count(descWrites, s.Writes-s.WriteErrors, "ok")
+	count(descWrites, s.WriteErrors, "error")
+	count(descDone, s.Succeeded)
+}
+
+func addCounts(dst *otav1.TaskCounts, src otav1.TaskCounts) {
+	dst.Total += src.Total
+	dst.Confirm += src.Confirm
+	dst.Queued += src.Queued
+	dst.Notified += src.Notified
+	dst.InProgress += src.InProgress
+	dst.Succeeded += src.Succeeded
+	dst.Failed += src.Failed
+	dst.TimedOut += src.TimedOut
+	dst.Canceled += src.Canceled
+}
