@@ -84,9 +84,9 @@ type S3Options struct {
 	// https://host); pre-signed URLs are signed for it. Defaults to the
 	// Endpoint's URL.
 	PublicURL string
-	Bucket         string
-	Region         string
-	Insecure       bool
+	Bucket    string
+	Region    string
+	Insecure  bool
 	// URLExpiry is how long pre-signed download URLs stay valid.
 	URLExpiry time.Duration
 	// CredentialsSecret is "namespace/name" of a Secret with the keys
