@@ -3,6 +3,7 @@ package fleet
 import (
 	"strings"
 	"testing"
+	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 )
@@ -104,5 +105,26 @@ func TestRestartMidRollout(t *testing.T) {
 		if p := v.sim.pushes[n]; p != 1 {
 			t.Fatalf("device %s pushed %d times; want exactly once across the restart", n, p)
 		}
+	}
+}
+
+// A device that was offline when pushed informs its old version when it
+// comes back, and is pushed again without that counting as a retry.
+func TestRepushOnReconnect(t *testing.T) {
+	v := newEnv(t)
+	v.devices(offlineOnce, v1, "sleepy")
+	v.upsert(v.spec("b", "default", "2.0.0"))
+	v.waitFor("b", "the first push", func(s Status) bool { return s.Counts.Notified == 1 })
+	deadline := time.Now().Add(10 * time.Second)
+	for v.e.Stats().Repushed == 0 && time.Now().Before(deadline) {
+		v.inform("sleepy", "default", "1.0.0") // back online
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := v.waitFor("b", "completion", completed)
+	if st.Counts.Succeeded != 1 || v.sim.pushes["sleepy"] != 2 {
+		t.Fatalf("counts %+v after %d pushes", st.Counts, v.sim.pushes["sleepy"])
+	}
+	if st.Devices[0].State != otav1.TaskSucceeded {
+		t.Fatalf("device %+v", st.Devices[0])
 	}
 }

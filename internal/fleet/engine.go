@@ -40,6 +40,11 @@ type Options struct {
 	IgnoreCampaignRate bool
 	// Writers is the number of concurrent slice writes.
 	Writers int
+	// RepushAfter: a device that informs its old version this long after
+	// it was pushed has not received the push (it was offline), and is
+	// pushed again. Shorter would re-push devices whose boot inform crossed
+	// the push on the wire.
+	RepushAfter time.Duration
 }
 
 func (o *Options) defaults() {
@@ -51,6 +56,9 @@ func (o *Options) defaults() {
 	}
 	if o.Writers == 0 {
 		o.Writers = 8
+	}
+	if o.RepushAfter == 0 {
+		o.RepushAfter = 5 * time.Second
 	}
 }
 

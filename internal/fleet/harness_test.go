@@ -46,6 +46,7 @@ const (
 	failsOnce                       // -4 on the first push, upgrades on the next
 	startsOnly                      // progress 0, then nothing (times out)
 	ignores                         // never answers
+	offlineOnce                     // misses the first push, upgrades on the next
 	confirmsManual                  // like upgrades; used with confirmation
 )
 
@@ -81,7 +82,7 @@ func (s *simDevices) PublishUpgrade(ctx context.Context, pk, dn string, u protoc
 		msgs = append(msgs, prog(0, ""), prog(-4, "flash write error"))
 	case how == startsOnly:
 		msgs = append(msgs, prog(0, "Enter in downloading state"))
-	case how == ignores:
+	case how == ignores, how == offlineOnce && n == 1:
 	default:
 		s.mu.Lock()
 		s.modules[dn][module] = u.Version
@@ -146,7 +147,7 @@ func newEnv(t *testing.T) *env {
 // start runs a fresh engine over what the API server holds, as a new
 // leader would.
 func (v *env) start() {
-	v.e = New(cp.Client, cp.Client, nil, staticSigner{}, Options{FlushInterval: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond}, logr.Discard())
+	v.e = New(cp.Client, cp.Client, nil, staticSigner{}, Options{FlushInterval: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond, RepushAfter: 100 * time.Millisecond}, logr.Discard())
 	if v.sim == nil {
 		v.sim = &simDevices{pk: v.pk, how: map[string]behaviour{}, pushes: map[string]int{}, modules: map[string]map[string]string{}}
 	}

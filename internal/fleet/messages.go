@@ -61,10 +61,21 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 		d.lastSeen = now.Unix()
 		e.markDevice(d)
 	}
-	if t := d.task; t != nil && t.c.spec.Module == m.Module && m.Version == t.c.spec.Target {
-		t.step = 100
-		e.finish(t, otav1.TaskSucceeded, "", "", now)
-		e.stats.Succeeded++
+	if t := d.task; t != nil && t.c.spec.Module == m.Module {
+		switch {
+		case m.Version == t.c.spec.Target:
+			t.step = 100
+			e.finish(t, otav1.TaskSucceeded, "", "", now)
+			e.stats.Succeeded++
+		case t.state == otav1.TaskNotified && now.UnixMilli()-t.notified >= e.opts.RepushAfter.Milliseconds():
+			// The device (re)connected without having seen the push: it
+			// was offline, and devices do not keep a session. Push again;
+			// it is the same attempt, not a retry.
+			t.attempt--
+			e.setState(t, otav1.TaskQueued, now)
+			t.c.enqueue(t)
+			e.stats.Repushed++
+		}
 	}
 	// Dynamic campaigns look at every report of a free device, not only at
 	// changes: a device that was busy reports its versions again once its

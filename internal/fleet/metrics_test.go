@@ -1,18 +1,46 @@
 package fleet
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/protocol"
 )
 
-func TestCollectorReportsTasksAndWrites(t *testing.T) {
-	v := newEnv(t)
-	v.devices(upgrades, v1, names("d", 5)...)
-	v.devices(failsDownload, v1, "bad")
-	v.upsert(v.spec("b", "default", "2.0.0"))
-	v.waitFor("b", "completion", completed)
+// The collector is tested on an engine of its own, driven tick by tick, so
+// that other tests' products in the shared API server do not show.
+func TestCollectorReportsTasksAndDevices(t *testing.T) {
+	e := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
+	e.ready = true
+	close(e.readyCh)
+	sim := &simDevices{e: e, pk: "pk", how: map[string]behaviour{"bad": failsDownload}, pushes: map[string]int{},
+		modules: map[string]map[string]string{}}
+	e.pub = sim
+	p := &otav1.Product{Spec: otav1.ProductSpec{ProductKey: "pk"}}
+	p.Name, p.Namespace, p.UID = "p", "ns", "uid"
+	e.SyncProduct(p)
+	var msgs []protocol.Message
+	for _, n := range []string{"a", "b", "c", "d", "e", "bad"} {
+		sim.modules[n] = map[string]string{}
+		msgs = append(msgs, protocol.Message{Kind: protocol.KindInform, ProductKey: "pk", DeviceName: n, Module: "default", Version: "1.0.0"})
+	}
+	e.HandleBatch(context.Background(), msgs)
+	ref := otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "b"}
+	if _, err := e.Upsert(Spec{Ref: ref, Namespace: "ns", ProductKey: "pk", Module: "default", Target: "2.0.0",
+		RatePerMinute: 10000, Image: Image{Bucket: "b", Key: "k", Size: 1, MD5: "0123456789abcdef0123456789abcdef"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if st, _ := e.Status("ns", ref); st.Phase == otav1.BatchCompleted {
+			break
+		}
+		e.tick()
+	}
 	want := `
 # HELP otafleet_fleet_tasks Device tasks of all campaigns by state.
 # TYPE otafleet_fleet_tasks gauge
@@ -27,9 +55,13 @@ otafleet_fleet_tasks{state="TIMED_OUT"} 0
 # HELP otafleet_fleet_devices Devices in the inventory of all products.
 # TYPE otafleet_fleet_devices gauge
 otafleet_fleet_devices 6
+# HELP otafleet_fleet_pushes_total Upgrade pushes sent, and pushes that failed to publish.
+# TYPE otafleet_fleet_pushes_total counter
+otafleet_fleet_pushes_total{result="failed"} 0
+otafleet_fleet_pushes_total{result="sent"} 6
 `
-	if err := testutil.CollectAndCompare(NewCollector(v.e), strings.NewReader(want),
-		"otafleet_fleet_tasks", "otafleet_fleet_devices"); err != nil {
+	if err := testutil.CollectAndCompare(NewCollector(e), strings.NewReader(want),
+		"otafleet_fleet_tasks", "otafleet_fleet_devices", "otafleet_fleet_pushes_total"); err != nil {
 		t.Fatal(err)
 	}
 }

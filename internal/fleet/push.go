@@ -75,7 +75,7 @@ func (e *Engine) collectPushes(c *campaign, now time.Time, out []outgoing) []out
 		t.queued = false
 		t.attempt++
 		t.retryAt = 0
-		t.notified = now.Unix()
+		t.notified = now.UnixMilli()
 		if c.startTime.IsZero() {
 			c.startTime = now
 		}

@@ -8,6 +8,7 @@ type Stats struct {
 	Stale          int64
 	UnknownProduct int64
 	Pushed         int64
+	Repushed       int64
 	PublishFailed  int64
 	Succeeded      int64
 	Writes         int64

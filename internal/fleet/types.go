@@ -87,7 +87,7 @@ type task struct {
 	message  string
 	updated  int64
 	started  int64 // Unix milliseconds, like retryAt
-	notified int64
+	notified int64 // Unix milliseconds
 	retryAt  int64
 	// queued: the task is in its campaign's push queue.
 	queued bool
