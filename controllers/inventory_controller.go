@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,18 +22,35 @@ type InventoryReconciler struct {
 // Reconcile registers or forgets one Product.
 func (r *InventoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &otav1.Product{}
-	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Engine.RemoveProduct(req.NamespacedName)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	err := r.Get(ctx, req.NamespacedName, p)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
 	}
-	if !p.DeletionTimestamp.IsZero() {
+	if apierrors.IsNotFound(err) || !p.DeletionTimestamp.IsZero() {
 		r.Engine.RemoveProduct(req.NamespacedName)
-		return ctrl.Result{}, nil
+		// A Product that lost the productKey to this one may take it now.
+		return ctrl.Result{}, r.syncAll(ctx)
 	}
 	r.Engine.SyncProduct(p)
 	return ctrl.Result{}, nil
+}
+
+// syncAll offers every Product to the engine, oldest first, so that the
+// oldest claimant of a freed productKey gets it.
+func (r *InventoryReconciler) syncAll(ctx context.Context) error {
+	var list otav1.ProductList
+	if err := r.List(ctx, &list); err != nil {
+		return err
+	}
+	slices.SortFunc(list.Items, func(a, b otav1.Product) int {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp.IsZero() {
+			r.Engine.SyncProduct(&list.Items[i])
+		}
+	}
+	return nil
 }
 
 // SetupWithManager registers the reconciler.

@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
@@ -198,7 +200,10 @@ func rollout(ctx context.Context, l *lab.Lab, fw *otav1.Firmware) (*otav1.Upgrad
 		return nil, err
 	}
 	view := newProgressView(os.Stderr)
-	err := l.WaitBatch(ctx, ub, 30*time.Minute, lab.Finished, view.show)
+	err := l.WaitBatch(ctx, ub, 30*time.Minute, lab.Finished, func(u *otav1.UpgradeBatch) {
+		view.show(u)
+		promoteWhenHeld(ctx, l, u)
+	})
 	view.done(ub)
 	return ub, err
 }
@@ -234,4 +239,25 @@ func printSummary(ub *otav1.UpgradeBatch, fleet *devicesim.Fleet, c config) {
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "\033[1m==>\033[0m "+format+"\n", args...)
+}
+
+// promoteWhenHeld plays the release manager: when a wave is held (below its
+// success threshold, or paused until promoted) it promotes the batch, as
+// `kubectl ota promote` does, so the demo always runs to the end.
+func promoteWhenHeld(ctx context.Context, l *lab.Lab, ub *otav1.UpgradeBatch) {
+	st := ub.Status
+	held := false
+	for _, c := range st.Conditions {
+		if c.Type == otav1.ConditionReconciling && c.Reason == otav1.ReasonWavePaused && strings.Contains(c.Message, "promote") {
+			held = true
+		}
+	}
+	if !held || ub.Spec.PromotedWaves >= st.CurrentWave {
+		return
+	}
+	say("Wave %d is held; promoting it (kubectl ota promote %s)", st.CurrentWave, ub.Name)
+	patch := client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"spec":{"promotedWaves":%d}}`, st.CurrentWave)))
+	if err := l.Client().Patch(ctx, ub, patch); err != nil {
+		say("promote failed: %v", err)
+	}
 }

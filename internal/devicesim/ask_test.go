@@ -70,8 +70,12 @@ func TestAskOnBootWithLegacyRequest(t *testing.T) {
 	be.waitFor("the new version", func(m []protocol.Message) bool {
 		return informedVersion(m, target, protocol.DefaultModule, "2.0.0")
 	})
-	s := fleet.Summary()
-	if s.Outcomes[devicesim.OutcomeSucceeded] != 1 || s.InvalidReceived != 0 || s.RepliesReceived != 1 {
+	// The device records success once its inform was acknowledged, which
+	// may be after the backend saw it.
+	if err := fleet.Wait(ctx, func(s devicesim.Summary) bool { return s.Outcomes[devicesim.OutcomeSucceeded] == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if s := fleet.Summary(); s.InvalidReceived != 0 || s.RepliesReceived != 1 {
 		t.Fatalf("summary:\n%s", s)
 	}
 }
@@ -104,5 +108,41 @@ func TestOfflineDeviceComesBack(t *testing.T) {
 	st, _ := fleet.Device(dn)
 	if st.Offline || st.Versions[protocol.DefaultModule] != "1.0.0" || st.Outcome != devicesim.OutcomeOffline {
 		t.Fatalf("device after coming back: %+v", st)
+	}
+}
+
+func TestRebootAfterFlashInformsEveryModule(t *testing.T) {
+	for _, mode := range []devicesim.ConnMode{devicesim.PerDevice, devicesim.Multiplexed} {
+		t.Run(string(mode), func(t *testing.T) {
+			b := startBroker(t)
+			be := newBackend(t, b.URL)
+			ctx := testContext(t)
+			u, _ := imageServer(t, 1<<10, protocol.SignMD5)
+			u.Module = "mcu"
+			fleet, err := devicesim.Start(ctx, devicesim.Config{
+				Broker: b.URL, ProductKey: pk, Devices: 2, Mode: mode, Instant: true, RebootAfterFlash: true,
+				Modules: []devicesim.Module{{Name: "wifi", Version: "1.0.0"}, {Name: "mcu", Version: "1.0.0"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fleet.Stop()
+			if err := fleet.WaitInformed(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dn := fleet.DeviceNames()[1]
+			be.push(dn, u)
+			msgs := be.waitFor("informs after the reboot", func(m []protocol.Message) bool {
+				return informedVersion(m, dn, "mcu", "2.0.0") && len(of(m, protocol.KindInform, dn)) == 4
+			})
+			if !informedVersion(msgs, dn, "wifi", "1.0.0") {
+				t.Fatal("the untouched module was not informed after the reboot")
+			}
+			if err := fleet.Wait(ctx, func(s devicesim.Summary) bool {
+				return s.ConnectionsUp == s.Connections && s.Outcomes[devicesim.OutcomeSucceeded] == 1
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

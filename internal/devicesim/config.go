@@ -101,6 +101,11 @@ type Config struct {
 	ProgressInterval time.Duration
 	// FlashDuration is how long "flashing" takes; default 0.
 	FlashDuration time.Duration
+	// RebootAfterFlash makes a device reboot after flashing, as real ones
+	// do: in per-device mode it reconnects, and either way it then informs
+	// every module (the new version among them) instead of only the
+	// upgraded one.
+	RebootAfterFlash bool
 	// AskOnBoot makes every device ask for a pending upgrade of each module
 	// after informing: firmware/get, or the older request topic with
 	// LegacyRequest.

@@ -169,6 +169,18 @@ func (c *conn) boot() {
 	}
 }
 
+// disconnect closes the connection and waits until paho has finished, so
+// that a following Connect is not taken for a no-op on a live client.
+// paho's Disconnect returns after its quiesce time even if it has not
+// finished, and exposes no completion signal: poll, with a deadline.
+func (c *conn) disconnect(ctx context.Context) {
+	c.client.Disconnect(100)
+	c.setUp(false) // an explicit disconnect is not reported as lost
+	deadline := time.Now().Add(10 * time.Second)
+	for c.client.IsConnected() && time.Now().Before(deadline) && sleep(ctx, 5*time.Millisecond) {
+	}
+}
+
 // publish sends one QoS 1 message and waits for the broker's PUBACK.
 func (c *conn) publish(topic string, payload []byte) error {
 	return c.f.waitToken(c.client.Publish(topic, 1, false, payload))

@@ -2,13 +2,6 @@ package devicesim
 
 import (
 	"context"
-	"crypto/md5" //nolint:gosec // MD5 is part of the device protocol
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"hash"
-	"io"
-	"net/http"
 	"sync"
 	"time"
 
@@ -195,10 +188,14 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	d.versions[mod] = u.Version
 	d.f.update(func(s *state) { s.versions[mod][old]--; s.versions[mod][u.Version]++ })
 	d.mu.Unlock()
-	id, numeric := d.id()
 	// The inform of the new version is the only proof of success.
-	d.send(protocol.InformTopic(cfg.ProductKey, d.name),
-		protocol.Inform{ID: id, NumericID: numeric, Module: u.Module, Version: u.Version}.Encode())
+	if cfg.RebootAfterFlash {
+		d.reboot(ctx)
+	} else {
+		id, numeric := d.id()
+		d.send(protocol.InformTopic(cfg.ProductKey, d.name),
+			protocol.Inform{ID: id, NumericID: numeric, Module: u.Module, Version: u.Version}.Encode())
+	}
 	d.mu.Lock()
 	d.busy = false
 	d.setOutcomeLocked(OutcomeSucceeded)
@@ -256,82 +253,6 @@ func (d *device) send(topic string, payload []byte) {
 	_ = d.conn.publish(topic, payload)
 }
 
-// slowDown stretches the download by SlowDownloadDelay, reporting a crawl
-// of percentages meanwhile.
-func (d *device) slowDown(ctx context.Context, module string) bool {
-	cfg := &d.f.cfg
-	if cfg.Instant {
-		return sleep(ctx, cfg.Failures.SlowDownloadDelay)
-	}
-	deadline := time.Now().Add(cfg.Failures.SlowDownloadDelay)
-	for pct := 1; time.Until(deadline) > 0; pct = min(pct+1, 50) {
-		if !sleep(ctx, min(cfg.ProgressInterval, time.Until(deadline))) {
-			return false
-		}
-		d.tryReport(module, pct)
-	}
-	return true
-}
-
-// download fetches the image and checks size, MD5 and the digest named by
-// the sign method. It returns step 0 on success, else the failure step and
-// a description for the progress report.
-func (d *device) download(ctx context.Context, u protocol.Upgrade) (protocol.Step, string) {
-	f := d.f
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.URL, nil)
-	if err != nil {
-		return protocol.StepDownloadFailed, "download failed: " + err.Error()
-	}
-	resp, err := f.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return protocol.StepDownloadFailed, "download failed: " + err.Error()
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return protocol.StepDownloadFailed, fmt.Sprintf("download failed: HTTP %d", resp.StatusCode)
-	}
-	sum5 := md5.New() //nolint:gosec // protocol digest
-	var sign hash.Hash
-	if u.SignMethod == protocol.SignSHA256 {
-		sign = sha256.New()
-	}
-	buf := make([]byte, 32<<10)
-	var n int64
-	for {
-		k, rerr := resp.Body.Read(buf)
-		if k > 0 {
-			sum5.Write(buf[:k])
-			if sign != nil {
-				sign.Write(buf[:k])
-			}
-			n += int64(k)
-			if pct := n * 100 / max(u.Size, 1); pct >= 1 && pct <= 99 {
-				d.tryReport(u.Module, int(pct))
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return protocol.StepDownloadFailed, "download failed: " + rerr.Error()
-		}
-	}
-	f.add(&f.count.downloads, 1)
-	f.add(&f.count.bytes, n)
-	if n != u.Size {
-		return protocol.StepVerifyFailed, fmt.Sprintf("verify failed: size %d, expected %d", n, u.Size)
-	}
-	gotMD5 := hex.EncodeToString(sum5.Sum(nil))
-	gotSign := gotMD5
-	if sign != nil {
-		gotSign = hex.EncodeToString(sign.Sum(nil))
-	}
-	if gotMD5 != u.MD5 || gotSign != u.Sign {
-		return protocol.StepVerifyFailed, "verify failed: " + string(u.SignMethod) + " mismatch"
-	}
-	return 0, ""
-}
-
 // goOffline drops the device off the network; with Failures.OfflineFor it
 // comes back later and informs its versions, as after a reboot.
 func (d *device) goOffline(ctx context.Context) {
@@ -342,8 +263,7 @@ func (d *device) goOffline(ctx context.Context) {
 	d.mu.Unlock()
 	perDevice := d.f.cfg.Mode == PerDevice
 	if perDevice {
-		d.conn.client.Disconnect(0)
-		d.conn.setUp(false) // an explicit disconnect is not reported as lost
+		d.conn.disconnect(ctx)
 	}
 	back := d.f.cfg.Failures.OfflineFor
 	if back <= 0 || !sleep(ctx, back) {
@@ -358,6 +278,25 @@ func (d *device) goOffline(ctx context.Context) {
 	}
 	for _, m := range d.bootMessages() {
 		d.send(m.topic, m.payload)
+	}
+}
+
+// reboot restarts the device: in per-device mode it drops and remakes its
+// connection, whose onConnect informs every module; on a shared connection
+// it only informs every module.
+func (d *device) reboot(ctx context.Context) {
+	if d.f.cfg.Mode != PerDevice {
+		for _, m := range d.bootMessages() {
+			d.send(m.topic, m.payload)
+		}
+		return
+	}
+	c := d.conn
+	c.disconnect(ctx)
+	tok := c.client.Connect() // onConnect subscribes and informs every module
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
 	}
 }
 

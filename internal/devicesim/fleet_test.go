@@ -150,3 +150,30 @@ func TestRealVerificationFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWildcardSubscriptions: every multiplexed connection receives every
+// push, and only the device's own connection acts on it.
+func TestWildcardSubscriptions(t *testing.T) {
+	b := startBroker(t)
+	be := newBackend(t, b.URL)
+	ctx := testContext(t)
+	u, _ := imageServer(t, 1<<10, protocol.SignMD5)
+	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: b.URL, ProductKey: pk, Devices: 40, Connections: 4,
+		WildcardSubscriptions: true, Instant: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Stop()
+	if err := fleet.WaitInformed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dn := fleet.DeviceNames()[13]
+	be.push(dn, u)
+	be.waitFor("the new version", func(m []protocol.Message) bool { return informedVersion(m, dn, protocol.DefaultModule, "2.0.0") })
+	if err := fleet.Wait(ctx, func(s devicesim.Summary) bool { return s.Outcomes[devicesim.OutcomeSucceeded] == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if s := fleet.Summary(); s.PushesReceived != 1 || s.PushesIgnored != 0 {
+		t.Fatalf("a push must be handled once, by its device's connection:\n%s", s)
+	}
+}

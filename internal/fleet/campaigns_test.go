@@ -101,6 +101,8 @@ func TestRestartMidRollout(t *testing.T) {
 	if st.Counts.Total != 2000 || st.Counts.Queued != 0 {
 		t.Fatalf("counts after restart %+v", st.Counts)
 	}
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
 	for _, n := range devs[:1500] {
 		if p := v.sim.pushes[n]; p != 1 {
 			t.Fatalf("device %s pushed %d times; want exactly once across the restart", n, p)
@@ -121,6 +123,8 @@ func TestRepushOnReconnect(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	st := v.waitFor("b", "completion", completed)
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
 	if st.Counts.Succeeded != 1 || v.sim.pushes["sleepy"] != 2 {
 		t.Fatalf("counts %+v after %d pushes", st.Counts, v.sim.pushes["sleepy"])
 	}

@@ -89,6 +89,7 @@ type Engine struct {
 	stats     Stats
 	wake      chan struct{}
 	readyCh   chan struct{}
+	outbox    chan []outgoing
 	listener  func(DeviceTask)
 }
 
@@ -107,6 +108,7 @@ func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner,
 		push:        newPushLimiter(opts.MaxPushPerSecond),
 		wake:        make(chan struct{}, 1),
 		readyCh:     make(chan struct{}),
+		outbox:      make(chan []outgoing, 64),
 	}
 }
 

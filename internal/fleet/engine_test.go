@@ -88,6 +88,8 @@ func TestRetryThenSuccess(t *testing.T) {
 	s.RetryCount, s.RetryInterval = 1, 200*time.Millisecond
 	v.upsert(s)
 	st := v.waitFor("b", "completion", completed)
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
 	if st.Counts.Succeeded != 1 || v.sim.pushes["flaky"] != 2 {
 		t.Fatalf("counts %+v after %d pushes", st.Counts, v.sim.pushes["flaky"])
 	}
@@ -100,6 +102,8 @@ func TestRetriesExhausted(t *testing.T) {
 	s.RetryCount, s.RetryInterval = 2, 50*time.Millisecond
 	v.upsert(s)
 	st := v.waitFor("b", "completion", completed)
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
 	if st.Counts.Failed != 1 || v.sim.pushes["broken"] != 3 {
 		t.Fatalf("counts %+v after %d pushes, want failed after 3", st.Counts, v.sim.pushes["broken"])
 	}
@@ -162,7 +166,7 @@ func TestConfirmation(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = v.waitFor("b", "the confirmed device upgraded", func(s Status) bool { return s.Counts.Succeeded == 1 })
-	if st.Counts.Confirm != 1 || v.sim.pushes["other"] != 0 {
+	if st.Counts.Confirm != 1 || v.sim.total.Load() != 1 {
 		t.Fatalf("unconfirmed device pushed or lost: %+v", st.Counts)
 	}
 	if err := v.e.Confirm(v.pk, "nobody"); err == nil {

@@ -37,13 +37,24 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer close(flushDone)
 		e.flushLoop(ctx)
 	}()
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		for batch := range e.outbox {
+			e.send(batch)
+		}
+	}()
+
 	ticker := time.NewTicker(e.opts.TickInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			// Write what is pending before leadership is given up, after
-			// the last tick, so that nothing it changed is left behind.
+			// the last tick and the last publish, so that nothing they
+			// changed is left behind.
+			close(e.outbox)
+			<-sendDone
 			<-flushDone
 			final, cancel := context.WithTimeout(context.Background(), writeTimeout)
 			defer cancel()
@@ -103,7 +114,9 @@ func (e *Engine) tick() {
 		}
 	}
 	if len(out) > 0 {
-		e.send(out)
+		// Publishing waits for PUBACKs; the sender does it so that the
+		// loop goes on with timeouts, waves and status meanwhile.
+		e.outbox <- out
 	}
 }
 

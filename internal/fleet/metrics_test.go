@@ -40,6 +40,9 @@ func TestCollectorReportsTasksAndDevices(t *testing.T) {
 			break
 		}
 		e.tick()
+		for len(e.outbox) > 0 { // no Start: send what the tick queued
+			e.send(<-e.outbox)
+		}
 	}
 	want := `
 # HELP otafleet_fleet_tasks Device tasks of all campaigns by state.

@@ -15,6 +15,10 @@ import (
 // not stall the engine.
 const publishTimeout = 10 * time.Second
 
+// sendWorkers is how many publishes wait for their PUBACK at once: QoS 1
+// costs a round trip each, so throughput is about sendWorkers per RTT.
+const sendWorkers = 64
+
 // outgoing is one message to a device, prepared under the lock and sent
 // outside it.
 type outgoing struct {
@@ -108,18 +112,19 @@ func (e *Engine) pushing(c *campaign, now time.Time) bool {
 // send signs URLs and publishes outside the lock. A push that cannot be
 // sent goes back to QUEUED to be tried again on a later tick.
 func (e *Engine) send(msgs []outgoing) {
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
 	var failed []*task
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	work := make(chan *outgoing)
-	for range min(len(msgs), 16) {
+	for range min(len(msgs), sendWorkers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for o := range work {
-				if err := e.sendOne(ctx, o); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+				err := e.sendOne(ctx, o)
+				cancel()
+				if err != nil {
 					e.log.V(1).Info("Sending to device failed", "device", o.device, "error", err.Error())
 					if o.task != nil {
 						mu.Lock()

@@ -26,6 +26,10 @@ type Options struct {
 	// StorageAddress is where MinIO listens; empty picks a free loopback
 	// port. ":80" lets devices built on the vendor SDK download.
 	StorageAddress string
+	// BrokerQueue is the embedded broker's per-client outbound queue; the
+	// operator's session must hold a whole fleet's burst (Mochi drops
+	// beyond it). Zero is Mochi's lab default, 16384.
+	BrokerQueue int32
 	// DataDir keeps MinIO's data there; empty uses a temporary directory.
 	DataDir string
 	// Engine tunes the rollout engine.
@@ -57,7 +61,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if l.ControlPlane, err = testserver.StartControlPlane(); err != nil {
 		return nil, err
 	}
-	if l.Broker, err = testserver.StartMochi(testserver.MochiOptions{Address: o.BrokerAddress}); err != nil {
+	if l.Broker, err = testserver.StartMochi(testserver.MochiOptions{Address: o.BrokerAddress, MaxClientWritesPending: o.BrokerQueue}); err != nil {
 		return nil, fmt.Errorf("starting the MQTT broker: %w", err)
 	}
 	if l.Storage, err = testserver.StartMinIO(ctx, testserver.MinIOOptions{Address: o.StorageAddress, DataDir: o.DataDir}); err != nil {

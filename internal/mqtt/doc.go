@@ -30,8 +30,11 @@
 //
 // Messages pass through a bounded queue (QueueSize). paho calls the message
 // handler on its own goroutine per message (OrderMatters false), so a full
-// queue never stalls the network reader or keepalives. When the queue is
-// full:
+// queue never stalls the network reader or keepalives; the price is one
+// short-lived goroutine per message in flight, which is bounded by the
+// broker's in-flight window for the session (Mosquitto:
+// max_inflight_messages) and shows as transient memory in a burst. When the
+// queue is full:
 //   - QoS 1 messages wait for room. They are not acknowledged while they
 //     wait, so the broker's in-flight window for this session fills up and
 //     the broker stops sending and queues instead: backpressure reaches the
@@ -57,6 +60,7 @@
 // connects_total, connection_lost_total, messages_received_total{kind},
 // messages_rejected_total{reason}, messages_ignored_total,
 // messages_dropped_total, queue_full_waits_total, queue_length,
-// handler_panics_total, published_total{kind,result},
-// publish_duration_seconds{kind}.
+// handler_panics_total, published_total{kind,result} (kind upgrade,
+// firmware_get_reply or request_reply; result ok, error, timeout or
+// not_connected), publish_duration_seconds{kind}.
 package mqtt

@@ -135,7 +135,15 @@ func TestUpgradeEndToEndWithMinIO(t *testing.T) {
 		for _, x := range m {
 			failed = failed || (x.Kind == protocol.KindProgress && x.DeviceName == names[3] && x.Step == protocol.StepDownloadFailed)
 		}
-		return failed && hasVersion(m, names[0], "mcu", "2.0.0") && hasVersion(m, names[1], "wifi", "2.0.0") &&
+		done := 0
+		for _, x := range m {
+			// The gateway may hand over the last report and the inform in
+			// either order: wait for both.
+			if x.Kind == protocol.KindProgress && x.Step == protocol.StepDone {
+				done++
+			}
+		}
+		return failed && done == 3 && hasVersion(m, names[0], "mcu", "2.0.0") && hasVersion(m, names[1], "wifi", "2.0.0") &&
 			hasVersion(m, names[2], "mcu", "2.0.0")
 	})
 	for _, dn := range names[:3] {
@@ -159,7 +167,9 @@ func TestUpgradeEndToEndWithMinIO(t *testing.T) {
 	if hasVersion(msgs, names[3], "mcu", "2.0.0") {
 		t.Fatal("the device with a tampered URL informed the new version")
 	}
-	if err := fleet.Wait(ctx, func(s devicesim.Summary) bool { return s.Outcomes[devicesim.OutcomeSucceeded] == 3 }); err != nil {
+	if err := fleet.Wait(ctx, func(s devicesim.Summary) bool {
+		return s.Outcomes[devicesim.OutcomeSucceeded] == 3 && s.RepliesReceived == 8
+	}); err != nil {
 		t.Fatal(err)
 	}
 	s := fleet.Summary()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/otafleet/otafleet/internal/protocol"
 )
@@ -185,6 +187,45 @@ func TestHandlerPanicDoesNotStopDelivery(t *testing.T) {
 	cancel()
 	if boom.acked.Load() != 1 {
 		t.Fatal("a batch whose handler panicked must be acknowledged, or it would panic again on redelivery")
+	}
+}
+
+var (
+	_ manager.Runnable               = (*Gateway)(nil)
+	_ manager.LeaderElectionRunnable = (*Gateway)(nil)
+)
+
+// TestDefaultRegistry: without a Registerer the metrics land in
+// controller-runtime's registry, and a second gateway shares them instead
+// of failing to register.
+func TestDefaultRegistry(t *testing.T) {
+	h := HandlerFunc(func(context.Context, []protocol.Message) {})
+	cfg := Config{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "a"}
+	g1, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg, h); err != nil {
+		t.Fatal(err)
+	}
+	g1.onMessage(nil, inform("x", 1))
+	families, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() == "otafleet_mqtt_messages_received_total" {
+			for _, m := range f.GetMetric() {
+				found = found || m.GetCounter().GetValue() >= 1
+			}
+		}
+	}
+	if !found {
+		t.Fatal("otafleet_mqtt_messages_received_total not in controller-runtime's registry")
+	}
+	if !g1.NeedLeaderElection() {
+		t.Fatal("by default the gateway runs on the leader only")
 	}
 }
 

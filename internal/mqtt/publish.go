@@ -39,7 +39,7 @@ func (g *Gateway) PublishUpgrade(ctx context.Context, pk, dn string, u protocol.
 	if err != nil {
 		return err
 	}
-	return g.publish(ctx, protocol.KindUpgrade, protocol.UpgradeTopic(pk, dn), payload)
+	return g.publish(ctx, "upgrade", protocol.UpgradeTopic(pk, dn), payload)
 }
 
 // PublishGetReply implements Publisher.
@@ -51,7 +51,7 @@ func (g *Gateway) PublishGetReply(ctx context.Context, pk, dn, requestID string,
 	if err != nil {
 		return err
 	}
-	return g.publish(ctx, protocol.KindFirmwareGetReply, protocol.FirmwareGetReplyTopic(pk, dn), payload)
+	return g.publish(ctx, "firmware_get_reply", protocol.FirmwareGetReplyTopic(pk, dn), payload)
 }
 
 // PublishRequestReply implements Publisher.
@@ -63,7 +63,7 @@ func (g *Gateway) PublishRequestReply(ctx context.Context, pk, dn string, u *pro
 	if err != nil {
 		return err
 	}
-	return g.publish(ctx, protocol.KindRequest, protocol.RequestTopic(pk, dn), payload)
+	return g.publish(ctx, "request_reply", protocol.RequestTopic(pk, dn), payload)
 }
 
 // checkDevice refuses names that would change the topic's meaning (a '+'
@@ -75,8 +75,9 @@ func checkDevice(pk, dn string) error {
 	return nil
 }
 
-func (g *Gateway) publish(ctx context.Context, kind protocol.Kind, topic string, payload []byte) error {
-	label := kind.String()
+// publish sends with QoS 1; label names the message kind in metrics:
+// upgrade, firmware_get_reply or request_reply.
+func (g *Gateway) publish(ctx context.Context, label, topic string, payload []byte) error {
 	if !g.State().Connected {
 		g.countPublish(label, resultNotConnected)
 		return ErrNotConnected

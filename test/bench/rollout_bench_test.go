@@ -36,7 +36,10 @@ func devices() int {
 func BenchmarkRollout(b *testing.B) {
 	n := devices()
 	ctx := context.Background()
-	l, err := lab.Start(ctx, lab.Options{Engine: operator.EngineOptions{IgnoreCampaignRate: true}})
+	// Each device sends three messages in a burst (progress 0, 100, inform);
+	// the broker's queue for the operator must hold them.
+	l, err := lab.Start(ctx, lab.Options{Engine: operator.EngineOptions{IgnoreCampaignRate: true},
+		BrokerQueue: int32(max(16384, 4*n))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,17 +59,19 @@ func BenchmarkRollout(b *testing.B) {
 	defer fleet.Stop()
 	must(b, fleet.WaitInformed(ctx))
 	informTime := time.Since(t0)
+	stage("%d devices connected and informed in %s", n, informTime.Round(time.Millisecond))
 
 	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "fw"), Spec: otav1.FirmwareSpec{Product: "p", Version: "2.0.0",
 		VerificationRequired: ptr.To(false)}}
 	must(b, l.PushFirmware(ctx, fw, make([]byte, 4096)))
 	// Let the inventory writes of the boot settle so they are not counted.
-	must(b, lab.Poll(ctx, time.Minute, func() (bool, error) {
+	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
 		s := l.Parts.Engine.Stats()
 		return s.Informs >= int64(n), nil
 	}))
 	l.Parts.Engine.Flush(ctx)
 	before := l.Parts.Engine.Stats()
+	stage("inventory registered and written; starting the batch")
 
 	var peak atomic.Uint64
 	stop := sampleHeap(&peak)
@@ -74,15 +79,23 @@ func BenchmarkRollout(b *testing.B) {
 	start := time.Now()
 	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "ub"), Spec: otav1.UpgradeBatchSpec{Firmware: fw.Name}}
 	must(b, c.Create(ctx, ub))
-	must(b, l.WaitBatch(ctx, ub, 10*time.Minute, func(u *otav1.UpgradeBatch) bool {
+	last := time.Now()
+	must(b, l.WaitBatch(ctx, ub, 5*time.Minute, func(u *otav1.UpgradeBatch) bool {
 		return u.Status.Phase == otav1.BatchCompleted && u.Status.Counts.Succeeded == int64(n)
-	}, nil))
+	}, func(u *otav1.UpgradeBatch) {
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			stage("%s: %+v", u.Status.Phase, u.Status.Counts)
+		}
+	}))
 	elapsed := time.Since(start)
 	b.StopTimer()
 	stop()
 	l.Parts.Engine.Flush(ctx)
 	after := l.Parts.Engine.Stats()
 	writes := float64(after.Writes - before.Writes)
+	stage("engine %+v", after)
+	stage("gateway %+v", l.Parts.Gateway.Stats())
 
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
 	b.ReportMetric(writes/float64(n), "writes/device")
@@ -120,4 +133,9 @@ func must(b *testing.B, err error) {
 	if err != nil {
 		b.Fatal(err)
 	}
+}
+
+// stage prints a progress line, so a slow run shows where it is.
+func stage(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
