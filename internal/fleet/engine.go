@@ -29,7 +29,8 @@ type URLSigner interface {
 // Options tune the engine.
 type Options struct {
 	// FlushInterval is the coalescing window: a dirty slice is written at
-	// most once per interval.
+	// most once per interval. Status does not wait for it (it comes from
+	// memory); it bounds what a crash can lose.
 	FlushInterval time.Duration
 	// TickInterval is how often pushes, timeouts and retries are handled.
 	TickInterval time.Duration
@@ -49,7 +50,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.FlushInterval == 0 {
-		o.FlushInterval = 500 * time.Millisecond
+		o.FlushInterval = time.Second
 	}
 	if o.TickInterval == 0 {
 		o.TickInterval = 50 * time.Millisecond
@@ -213,7 +214,6 @@ func (e *Engine) Remove(namespace string, ref otav1.CampaignReference) {
 	for _, t := range c.tasks {
 		if t.dev.task == t {
 			t.dev.task = nil
-			e.markDevice(t.dev)
 		}
 	}
 	if c.product != nil {

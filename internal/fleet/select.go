@@ -88,7 +88,6 @@ func (e *Engine) consider(c *campaign, d *device, now time.Time) {
 	t.wave = max(c.currentWave, 1)
 	e.setState(t, state, now)
 	d.task = t
-	e.markDevice(d)
 	if state == otav1.TaskQueued {
 		c.enqueue(t)
 	}

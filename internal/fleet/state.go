@@ -26,11 +26,10 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 	t.slice.markDirty()
 	if t.dev.task == t && !to.Active() {
 		t.dev.task = nil
-		e.markDevice(t.dev)
 	}
-	if to.Active() || from.Active() {
-		e.markDevice(t.dev)
-	}
+	// The lock mirror in the DeviceSlice is not worth a write of its own:
+	// locks are rebuilt from the UpgradeSlices, and the mirror rides along
+	// with the next inventory write (the new version, for a success).
 }
 
 // finish ends a task in a final state.

@@ -51,8 +51,8 @@ type Lab struct {
 }
 
 // Start brings everything up and returns once the rollout engine is ready.
-func Start(ctx context.Context, o Options) (l *Lab, err error) {
-	l = &Lab{}
+func Start(ctx context.Context, o Options) (_ *Lab, err error) {
+	l := &Lab{}
 	defer func() {
 		if err != nil {
 			l.Stop()

@@ -4,7 +4,9 @@ import (
 	"fmt"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -28,6 +30,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// A new leader starts as soon as the old one is gone, instead of
 		// waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
+		// Tests and the lab start one manager after another in a process;
+		// names are unique within each manager all the same.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/otafleet/otafleet/controllers"
 	"github.com/otafleet/otafleet/internal/appapi"
@@ -50,7 +49,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 		return nil, err
 	}
 	engine.SetPublisher(gw)
-	if err := metrics.Registry.Register(fleet.NewCollector(engine)); err != nil {
+	if err := registry.Register(fleet.NewCollector(engine)); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(engine); err != nil {
@@ -64,7 +63,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 	}
 	if a := o.AppAPI; a.BindAddress != "" {
 		srv, err := appapi.New(appapi.Config{Addr: a.BindAddress, Keys: a.Keys, Issuer: a.Issuer, Audience: a.Audience,
-			TLSCertPEM: a.TLSCertPEM, TLSKeyPEM: a.TLSKeyPEM}, engine)
+			TLSCertPEM: a.TLSCertPEM, TLSKeyPEM: a.TLSKeyPEM, Registerer: registry}, engine)
 		if err != nil {
 			return nil, fmt.Errorf("app API: %w", err)
 		}
@@ -110,7 +109,7 @@ func (s signer) PresignGet(ctx context.Context, bucket, key string) (string, err
 func mqttConfig(o MQTTOptions) (mqtt.Config, error) {
 	c := mqtt.Config{
 		Brokers: []string{o.Broker}, ClientID: o.ClientID, Username: o.Username, Password: o.Password,
-		SharedGroup: o.SharedGroup,
+		SharedGroup: o.SharedGroup, Registerer: registry,
 	}
 	if len(o.CAPEM) > 0 || len(o.CertPEM) > 0 {
 		t := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -97,6 +97,13 @@ func BenchmarkRollout(b *testing.B) {
 	stage("engine %+v", after)
 	stage("gateway %+v", l.Parts.Gateway.Stats())
 
+	brokerTime := brokerAlone(b, n, int32(max(16384, 4*n)))
+	apiTime := apiAlone(b, c, ns, n, int(writes))
+	floor := max(brokerTime, apiTime)
+	stage("ceiling: the broker alone carries the rollout's messages in %s, the API server alone takes %s for its writes; rollout/floor = %.2f",
+		brokerTime.Round(time.Millisecond), apiTime.Round(time.Millisecond), elapsed.Seconds()/floor.Seconds())
+	b.ReportMetric(elapsed.Seconds()/floor.Seconds(), "x-floor")
+
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
 	b.ReportMetric(writes/float64(n), "writes/device")
 	b.ReportMetric(float64(peak.Load())/float64(n), "heapB/device")

@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/devicesim"
+	"github.com/otafleet/otafleet/internal/protocol"
+	"github.com/otafleet/otafleet/internal/testserver"
+)
+
+// brokerAlone measures the floor the broker and the simulator set: the same
+// n pushes and the devices' answers through a fresh broker of the same
+// kind, with a backend that does nothing but publish and count.
+func brokerAlone(b *testing.B, n int, queue int32) time.Duration {
+	ctx := context.Background()
+	broker, err := testserver.StartMochi(testserver.MochiOptions{MaxClientWritesPending: queue})
+	must(b, err)
+	defer func() { _ = broker.Stop() }()
+	const pk = "ceiling"
+	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: broker.URL, ProductKey: pk, Devices: n,
+		Mode: devicesim.Multiplexed, Instant: true, WildcardSubscriptions: true, ClientIDPrefix: "ceiling-"})
+	must(b, err)
+	defer fleet.Stop()
+	must(b, fleet.WaitInformed(ctx))
+
+	var done atomic.Int64
+	finished := make(chan struct{})
+	opts := paho.NewClientOptions().AddBroker(broker.URL).SetClientID("ceiling-backend").SetOrderMatters(false)
+	backend := paho.NewClient(opts)
+	if tok := backend.Connect(); tok.Wait() && tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	defer backend.Disconnect(100)
+	filters := map[string]byte{}
+	for _, f := range protocol.DeviceFilters(pk) {
+		filters[f] = 1
+	}
+	if tok := backend.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) {
+		if strings.Contains(m.Topic(), "/inform/") && strings.Contains(string(m.Payload()), `"2.0.0"`) {
+			if done.Add(1) == int64(n) {
+				close(finished)
+			}
+		}
+	}); tok.Wait() && tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	up := protocol.Upgrade{Version: "2.0.0", URL: "http://storage.invalid/fw.bin?X-Amz-Signature=0", Size: 1,
+		MD5: "0123456789abcdef0123456789abcdef", SignMethod: protocol.SignMD5, Sign: "0123456789abcdef0123456789abcdef"}
+	names := fleet.DeviceNames()
+	start := time.Now()
+	publishAll(b, backend, pk, names, up)
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("broker alone: %d of %d devices answered", done.Load(), n)
+	}
+	return time.Since(start)
+}
+
+func publishAll(b *testing.B, c paho.Client, pk string, names []string, up protocol.Upgrade) {
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range 64 { // as many publishes in flight as the engine has
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				payload, err := protocol.EncodePush(time.Now().UnixMilli(), up)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				tok := c.Publish(protocol.UpgradeTopic(pk, name), 1, false, payload)
+				tok.WaitTimeout(30 * time.Second)
+			}
+		}()
+	}
+	for _, n := range names {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+}
+
+// apiAlone measures the floor the API server sets: as many slice writes as
+// the rollout made (creates of n/100 UpgradeSlices, then merge patches of
+// whole task lists), by as many workers as the engine uses.
+func apiAlone(b *testing.B, c client.Client, ns string, n, writes int) time.Duration {
+	ctx := context.Background()
+	slices := (n + otav1.MaxDevicesPerSlice - 1) / otav1.MaxDevicesPerSlice
+	tasks := make([]otav1.DeviceTask, otav1.MaxDevicesPerSlice)
+	for i := range tasks {
+		tasks[i] = otav1.DeviceTask{Device: fmt.Sprintf("dev-%06d", i), State: otav1.TaskSucceeded, Attempt: 1,
+			FromVersion: "1.0.0", Step: 100, Wave: 1, Updated: time.Now().Unix()}
+	}
+	patch, _ := json.Marshal(map[string]any{"tasks": tasks})
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				name := fmt.Sprintf("ceiling-%d", i%slices)
+				var err error
+				if i < slices {
+					s := &otav1.UpgradeSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+						Campaign: otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "ceiling"},
+						ProductKey: "ceiling", Module: "default", Tasks: tasks}
+					err = c.Create(ctx, s)
+				} else {
+					s := &otav1.UpgradeSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+					err = c.Patch(ctx, s, client.RawPatch(types.MergePatchType, patch))
+				}
+				if err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	for i := range max(writes, slices) {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return time.Since(start)
+}
