@@ -10,6 +10,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/protocol"
+	"github.com/otafleet/otafleet/internal/storage"
 )
 
 // memEngine is an engine with n devices of one product in a running batch,
@@ -94,4 +95,26 @@ func BenchmarkCollectPushes(b *testing.B) {
 		e.mu.Unlock()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(pushed, 1)), "ns/push")
+}
+
+// BenchmarkBuildPush measures what each push costs before it is published:
+// signing a fresh download URL (minio-go, no network) and encoding it.
+func BenchmarkBuildPush(b *testing.B) {
+	st, err := storage.New(storage.Config{Endpoint: "minio.internal:9000", PublicURL: "https://firmware.example.com",
+		AccessKey: "AKIAEXAMPLE", SecretKey: "secretsecretsecret", Region: "us-east-1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &outgoing{image: Image{Bucket: "otafleet-firmware", Key: "firmware/ns/fw/uid/image.bin", Size: 432945,
+		MD5: "93230c3bde425a9d7ed2b0a2b3e1a8c1", SignMethod: otav1.SignMethodMD5}, module: "mcu", version: "2.0.0"}
+	ctx := context.Background()
+	for b.Loop() {
+		u, err := st.PresignGet(ctx, o.image.Bucket, o.image.Key, 15*time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := protocol.EncodePush(1, *upgradeMessage(o, u.String())); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

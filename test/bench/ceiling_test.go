@@ -119,7 +119,7 @@ func apiAlone(b *testing.B, c client.Client, ns string, n, writes int) time.Dura
 				var err error
 				if i < slices {
 					s := &otav1.UpgradeSlice{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-						Campaign: otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "ceiling"},
+						Campaign:   otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "ceiling"},
 						ProductKey: "ceiling", Module: "default", Tasks: tasks}
 					err = c.Create(ctx, s)
 				} else {
