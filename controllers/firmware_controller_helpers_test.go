@@ -50,15 +50,6 @@ func (im image) reader() io.Reader {
 	return io.LimitReader(rand.NewChaCha8(key), im.size)
 }
 
-func (im image) bytes(t *testing.T) []byte {
-	t.Helper()
-	b, err := io.ReadAll(im.reader())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // digests computes MD5 and SHA-256 with the standard library, independently
 // of the code under test.
 func (im image) digests(t *testing.T) (md5Hex, sha256Hex string) {

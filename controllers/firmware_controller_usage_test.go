@@ -103,7 +103,7 @@ func TestFirmwareDeletionHeldWhileInUse(t *testing.T) {
 	createProduct(t, ns, "prod", ns, "mcu")
 	im := image{seed: 9, size: 128 << 10}
 	fw := createFirmware(t, ns, "fw", putSourceObject(t, "sources/"+ns+"/fw.bin", im))
-	fw = waitFirmwareReady(t, ns, "fw")
+	waitFirmwareReady(t, ns, "fw")
 
 	vr := &otav1.VerificationRun{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "try"},

@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	var logOut io.Writer = io.Discard
+	logOut := io.Discard
 	if os.Getenv("OTAFLEET_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}

@@ -301,5 +301,5 @@ type FirmwareList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Firmware{}, &FirmwareList{})
+	register(&Firmware{}, &FirmwareList{})
 }

@@ -113,5 +113,5 @@ type ProductList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Product{}, &ProductList{})
+	register(&Product{}, &ProductList{})
 }

@@ -162,5 +162,5 @@ type UpgradeSliceList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DeviceSlice{}, &DeviceSliceList{}, &UpgradeSlice{}, &UpgradeSliceList{})
+	register(&DeviceSlice{}, &DeviceSliceList{}, &UpgradeSlice{}, &UpgradeSliceList{})
 }

@@ -374,5 +374,5 @@ type UpgradeBatchList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&UpgradeBatch{}, &UpgradeBatchList{})
+	register(&UpgradeBatch{}, &UpgradeBatchList{})
 }

@@ -153,5 +153,5 @@ type VerificationRunList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&VerificationRun{}, &VerificationRunList{})
+	register(&VerificationRun{}, &VerificationRunList{})
 }

@@ -145,7 +145,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer b.Stop()
+		defer func() { _ = b.Stop() }()
 		o.cfg.Broker = b.URL
 		fmt.Fprintf(stderr, "embedded broker on %s\n", b.URL)
 	}

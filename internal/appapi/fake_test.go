@@ -125,9 +125,3 @@ func (f *fakeEngine) SetDeviceListener(fn func(fleet.DeviceTask)) {
 	defer f.mu.Unlock()
 	f.listener = fn
 }
-
-func (f *fakeEngine) hasListener() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.listener != nil
-}

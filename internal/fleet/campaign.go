@@ -188,11 +188,6 @@ func (c *campaign) addReason(reason, example string, delta int64) {
 	}
 }
 
-// finished is the number of tasks in a final state.
-func (c *campaign) finished() int64 {
-	return c.counts.Succeeded + c.counts.Failed + c.counts.TimedOut + c.counts.Canceled
-}
-
 func (c *campaign) active() int64 {
 	return c.counts.Confirm + c.counts.Queued + c.counts.Notified + c.counts.InProgress
 }

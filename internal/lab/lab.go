@@ -110,7 +110,8 @@ func (l *Lab) Stop() {
 	if l.cancel != nil {
 		l.cancel()
 		select {
-		case <-l.mgrDone:
+		case err := <-l.mgrDone:
+			_ = err // the manager's error on the way out is of no use now
 		case <-time.After(30 * time.Second):
 		}
 	}

@@ -230,7 +230,7 @@ func (m *MinIO) Get(ctx context.Context, bucket, key string) (io.ReadCloser, Obj
 	// surfaces here rather than on the first Read.
 	info, err := obj.Stat()
 	if err != nil {
-		obj.Close()
+		_ = obj.Close()
 		cancel()
 		return nil, ObjectInfo{}, fmt.Errorf("get %s/%s: %w", bucket, key, wrapNotFound(err))
 	}

@@ -104,7 +104,7 @@ func startMinIO(ctx context.Context, bin string, opts MinIOOptions) (*MinIO, err
 	)
 	m.cmd.Stdout, m.cmd.Stderr = out, out
 	if err := m.cmd.Start(); err != nil {
-		m.removeData()
+		_ = m.removeData()
 		return nil, fmt.Errorf("starting minio: %w", err)
 	}
 	m.exited = make(chan struct{})
