@@ -14,6 +14,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 )
 
 type config struct {
@@ -45,6 +48,9 @@ func main() {
 	flag.Int64Var(&c.seed, "seed", 1, "Seed of the simulated failures.")
 	flag.Parse()
 
+	// client-go reports the requests that shutdown cancels; the
+	// playground's terminal is for the rollout.
+	klog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {

@@ -33,7 +33,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer cleanup()
-	say("Starting kube-apiserver, etcd, an MQTT broker and MinIO (the first run builds them from source: about 10 minutes)")
+	say("Starting kube-apiserver, etcd, an MQTT broker and MinIO (the first run builds them from source: 15-20 minutes on 2 cores)")
 	start := time.Now()
 	l, err := lab.Start(ctx, labOptions(c, dir))
 	if err != nil {
