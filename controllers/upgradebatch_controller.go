@@ -1,11 +1,9 @@
 package controllers
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +28,12 @@ type UpgradeBatchReconciler struct {
 	client.Client
 	Engine   *fleet.Engine
 	Recorder events.EventRecorder
+	// Objects reads device lists kept in object storage; Bucket is the
+	// operator's bucket, used when a list names none.
+	Objects ObjectReader
+	Bucket  string
+
+	lists listCache
 }
 
 // +kubebuilder:rbac:groups=ota.otafleet.dev,resources=upgradebatches,verbs=get;list;watch;update;patch
@@ -45,11 +49,13 @@ func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, ub); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Engine.Remove(req.Namespace, batchRef(req.Name))
+			r.lists.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ub.DeletionTimestamp.IsZero() {
 		r.Engine.Remove(ub.Namespace, batchRef(ub.Name))
+		r.lists.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	orig := ub.DeepCopy()
@@ -138,11 +144,10 @@ func (r *UpgradeBatchReconciler) deviceList(ctx context.Context, ub *otav1.Upgra
 	if sc.DevicesFrom == nil {
 		return sc.Devices, nil
 	}
-	ref := sc.DevicesFrom.ConfigMapRef
-	if ref == nil {
-		return nil, &waitError{reason: otav1.ReasonInvalidSpec, stalled: true,
-			message: "devicesFrom.object is not supported yet; use configMapRef or an inline list"}
+	if obj := sc.DevicesFrom.Object; obj != nil {
+		return r.objectList(ctx, ub, obj)
 	}
+	ref := sc.DevicesFrom.ConfigMapRef
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ub.Namespace, Name: ref.Name}, cm); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -155,20 +160,6 @@ func (r *UpgradeBatchReconciler) deviceList(ctx context.Context, ub *otav1.Upgra
 		key = "devices"
 	}
 	return parseDeviceList(cm.Data[key]), nil
-}
-
-// parseDeviceList reads one device name a line, ignoring blank lines and
-// '#' comments.
-func parseDeviceList(text string) []string {
-	names := []string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line != "" && !strings.HasPrefix(line, "#") {
-			names = append(names, line)
-		}
-	}
-	return names
 }
 
 func (r *UpgradeBatchReconciler) setWaiting(ub *otav1.UpgradeBatch, err error) {

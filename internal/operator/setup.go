@@ -82,7 +82,8 @@ func setupControllers(mgr ctrl.Manager, o Options, store *storage.MinIO, engine 
 		&controllers.ProductReconciler{Client: c, Recorder: mgr.GetEventRecorder("product-controller")},
 		&controllers.InventoryReconciler{Client: c, Engine: engine},
 		&controllers.VerificationRunReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("verificationrun-controller")},
-		&controllers.UpgradeBatchReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("upgradebatch-controller")},
+		&controllers.UpgradeBatchReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("upgradebatch-controller"),
+			Objects: store, Bucket: o.S3.Bucket},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

@@ -8,12 +8,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
@@ -112,6 +114,46 @@ func TestRolloutEndToEnd(t *testing.T) {
 	}
 	if ub.Status.CurrentWave != 2 || len(ub.Status.FailureReasons) != 1 || ub.Status.FailureReasons[0].Reason != otav1.FailureDownload {
 		t.Fatalf("status %+v", ub.Status)
+	}
+	listFromObject(t, l, ns, fleet)
+}
+
+// listFromObject rolls a second image out to five devices named in a list
+// kept in object storage (devicesFrom.object), as a team does for 10^6 names.
+func listFromObject(t *testing.T, l *lab.Lab, ns string, fleet *devicesim.Fleet) {
+	ctx := context.Background()
+	var five []string
+	for _, n := range fleet.DeviceNames() {
+		if fleet.Plan(n) == devicesim.PlanSucceed && len(five) < 5 {
+			five = append(five, n)
+		}
+	}
+	list := "# beta testers\n" + strings.Join(five, "\n") + "\n\n"
+	if _, err := l.Parts.Store.Put(ctx, l.Options.S3.Bucket, "lists/beta.txt", strings.NewReader(list), int64(len(list)), "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "plug-3.0.0"),
+		Spec: otav1.FirmwareSpec{Product: "plug", Version: "3.0.0", VerificationRequired: ptr.To(false)}}
+	if err := l.PushFirmware(ctx, fw, []byte("image three")); err != nil {
+		t.Fatal(err)
+	}
+	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "beta"), Spec: otav1.UpgradeBatchSpec{
+		Firmware: fw.Name, Scope: otav1.Scope{Type: otav1.ScopeList,
+			DevicesFrom: &otav1.DeviceListSource{Object: &otav1.ObjectSource{Key: "lists/beta.txt"}}},
+	}}
+	if err := l.Client().Create(ctx, ub); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitBatch(ctx, ub, time.Minute, lab.Finished, nil); err != nil {
+		t.Fatalf("list batch: %v (status %+v)", err, ub.Status)
+	}
+	if c := ub.Status.Counts; ub.Status.Phase != otav1.BatchCompleted || c.Total != 5 || c.Succeeded != 5 {
+		t.Fatalf("list batch %s: %+v", ub.Status.Phase, c)
+	}
+	for _, n := range five {
+		if d, _ := fleet.Device(n); d.Versions["default"] != "3.0.0" {
+			t.Fatalf("device %s: %+v", n, d)
+		}
 	}
 }
 
