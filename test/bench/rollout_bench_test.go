@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -80,14 +81,18 @@ func BenchmarkRollout(b *testing.B) {
 	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "ub"), Spec: otav1.UpgradeBatchSpec{Firmware: fw.Name}}
 	must(b, c.Create(ctx, ub))
 	last := time.Now()
+	engineSeen := trackEngine(l, n)
+	statusSeen := make([]time.Time, 101)
 	must(b, l.WaitBatch(ctx, ub, 5*time.Minute, func(u *otav1.UpgradeBatch) bool {
 		return u.Status.Phase == otav1.BatchCompleted && u.Status.Counts.Succeeded == int64(n)
 	}, func(u *otav1.UpgradeBatch) {
+		markPercent(statusSeen, u.Status.Counts.Succeeded, n, time.Now())
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			stage("%s: %+v", u.Status.Phase, u.Status.Counts)
 		}
 	}))
+	p50, p99 := statusLag(engineSeen(), statusSeen)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	stop()
@@ -104,6 +109,9 @@ func BenchmarkRollout(b *testing.B) {
 		brokerTime.Round(time.Millisecond), apiTime.Round(time.Millisecond), elapsed.Seconds()/floor.Seconds())
 	b.ReportMetric(elapsed.Seconds()/floor.Seconds(), "x-floor")
 
+	stage("status lag (engine applied -> UpgradeBatch status shows it, per percentile of devices): p50 %s, p99 %s",
+		p50.Round(time.Millisecond), p99.Round(time.Millisecond))
+	b.ReportMetric(p99.Seconds(), "s-status-lag-p99")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
 	b.ReportMetric(writes/float64(n), "writes/device")
 	b.ReportMetric(float64(peak.Load())/float64(n), "heapB/device")
@@ -145,4 +153,51 @@ func must(b *testing.B, err error) {
 // stage prints a progress line, so a slow run shows where it is.
 func stage(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// trackEngine samples the engine's success count every 10 ms and returns a
+// func that stops and returns, per percent of n, when the engine had it.
+func trackEngine(l *lab.Lab, n int) func() []time.Time {
+	seen := make([]time.Time, 101)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			markPercent(seen, l.Parts.Engine.Stats().Succeeded, n, time.Now())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() []time.Time { close(done); <-stopped; return seen }
+}
+
+// markPercent records the first time each percent of n was reached.
+func markPercent(seen []time.Time, count int64, n int, now time.Time) {
+	for p := 1; p <= 100 && int64(p)*int64(n) <= count*100; p++ {
+		if seen[p].IsZero() {
+			seen[p] = now
+		}
+	}
+}
+
+// statusLag is the p50 and p99, over the percents of devices, of the time
+// from the engine counting them to the batch's status showing them.
+func statusLag(engine, status []time.Time) (p50, p99 time.Duration) {
+	var lags []time.Duration
+	for p := 1; p <= 100; p++ {
+		if !engine[p].IsZero() && !status[p].IsZero() {
+			lags = append(lags, max(status[p].Sub(engine[p]), 0))
+		}
+	}
+	if len(lags) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lags)
+	return lags[len(lags)/2], lags[len(lags)*99/100]
 }
