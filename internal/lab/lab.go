@@ -26,6 +26,10 @@ type Options struct {
 	// StorageAddress is where MinIO listens; empty picks a free loopback
 	// port. ":80" lets devices built on the vendor SDK download.
 	StorageAddress string
+	// Mosquitto runs Mosquitto (a separate process) instead of the embedded
+	// Mochi broker; the benchmarks use it to keep the broker's cost out of
+	// the measured process. BrokerAddress and BrokerQueue do not apply.
+	Mosquitto bool
 	// BrokerQueue is the embedded broker's per-client outbound queue; the
 	// operator's session must hold a whole fleet's burst (Mochi drops
 	// beyond it). Zero is Mochi's lab default, 16384.
@@ -41,10 +45,14 @@ type Options struct {
 // Lab is a running control plane, broker, storage and manager.
 type Lab struct {
 	ControlPlane *testserver.ControlPlane
-	Broker       *testserver.Mochi
-	Storage      *testserver.MinIO
-	Parts        *operator.Components
-	Options      operator.Options
+	// Broker is the embedded broker (nil with Options.Mosquitto);
+	// BrokerURL is the broker's URL either way.
+	Broker    *testserver.Mochi
+	Mosquitto *testserver.Mosquitto
+	BrokerURL string
+	Storage   *testserver.MinIO
+	Parts     *operator.Components
+	Options   operator.Options
 
 	cancel  context.CancelFunc
 	mgrDone chan error
@@ -61,7 +69,7 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if l.ControlPlane, err = testserver.StartControlPlane(); err != nil {
 		return nil, err
 	}
-	if l.Broker, err = testserver.StartMochi(testserver.MochiOptions{Address: o.BrokerAddress, MaxClientWritesPending: o.BrokerQueue}); err != nil {
+	if err := l.startBroker(ctx, o); err != nil {
 		return nil, fmt.Errorf("starting the MQTT broker: %w", err)
 	}
 	if l.Storage, err = testserver.StartMinIO(ctx, testserver.MinIOOptions{Address: o.StorageAddress, DataDir: o.DataDir}); err != nil {
@@ -69,7 +77,7 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	}
 	l.Options = operator.Options{
 		MetricsAddr: "0", ProbeAddr: "0",
-		MQTT: operator.MQTTOptions{Broker: l.Broker.URL, ClientID: "otafleet-lab"},
+		MQTT: operator.MQTTOptions{Broker: l.BrokerURL, ClientID: "otafleet-lab"},
 		S3: operator.S3Options{Endpoint: l.Storage.Endpoint, Insecure: true, Bucket: "otafleet-firmware",
 			Region: "us-east-1", URLExpiry: 15 * time.Minute, AccessKey: l.Storage.AccessKey, SecretKey: l.Storage.SecretKey},
 		Engine: o.Engine,
@@ -86,6 +94,20 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	l.cancel, l.mgrDone = cancel, make(chan error, 1)
 	go func() { l.mgrDone <- mgr.Start(mctx) }()
 	return l, l.waitReady(ctx)
+}
+
+func (l *Lab) startBroker(ctx context.Context, o Options) (err error) {
+	if o.Mosquitto {
+		if l.Mosquitto, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{}); err == nil {
+			l.BrokerURL = l.Mosquitto.URL
+		}
+		return err
+	}
+	l.Broker, err = testserver.StartMochi(testserver.MochiOptions{Address: o.BrokerAddress, MaxClientWritesPending: o.BrokerQueue})
+	if err == nil {
+		l.BrokerURL = l.Broker.URL
+	}
+	return err
 }
 
 func (l *Lab) waitReady(ctx context.Context) error {
@@ -120,6 +142,9 @@ func (l *Lab) Stop() {
 	}
 	if l.Broker != nil {
 		_ = l.Broker.Stop()
+	}
+	if l.Mosquitto != nil {
+		_ = l.Mosquitto.Stop()
 	}
 	if l.ControlPlane != nil {
 		_ = l.ControlPlane.Stop()

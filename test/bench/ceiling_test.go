@@ -24,13 +24,22 @@ import (
 // brokerAlone measures the floor the broker and the simulator set: the same
 // n pushes and the devices' answers through a fresh broker of the same
 // kind, with a backend that does nothing but publish and count.
-func brokerAlone(b *testing.B, n int, queue int32) time.Duration {
+func brokerAlone(b *testing.B, n int, queue int32, mosquitto bool) time.Duration {
 	ctx := context.Background()
-	broker, err := testserver.StartMochi(testserver.MochiOptions{MaxClientWritesPending: queue})
-	must(b, err)
-	defer func() { _ = broker.Stop() }()
+	var url string
+	if mosquitto {
+		broker, err := testserver.StartMosquitto(ctx, testserver.MosquittoOptions{})
+		must(b, err)
+		defer func() { _ = broker.Stop() }()
+		url = broker.URL
+	} else {
+		broker, err := testserver.StartMochi(testserver.MochiOptions{MaxClientWritesPending: queue})
+		must(b, err)
+		defer func() { _ = broker.Stop() }()
+		url = broker.URL
+	}
 	const pk = "ceiling"
-	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: broker.URL, ProductKey: pk, Devices: n,
+	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: url, ProductKey: pk, Devices: n,
 		Mode: devicesim.Multiplexed, Instant: true, WildcardSubscriptions: true, ClientIDPrefix: "ceiling-"})
 	must(b, err)
 	defer fleet.Stop()
@@ -38,7 +47,7 @@ func brokerAlone(b *testing.B, n int, queue int32) time.Duration {
 
 	var done atomic.Int64
 	finished := make(chan struct{})
-	opts := paho.NewClientOptions().AddBroker(broker.URL).SetClientID("ceiling-backend").SetOrderMatters(false)
+	opts := paho.NewClientOptions().AddBroker(url).SetClientID("ceiling-backend").SetOrderMatters(false)
 	backend := paho.NewClient(opts)
 	if tok := backend.Connect(); tok.Wait() && tok.Error() != nil {
 		b.Fatal(tok.Error())

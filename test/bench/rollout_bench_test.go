@@ -39,8 +39,9 @@ func BenchmarkRollout(b *testing.B) {
 	ctx := context.Background()
 	// Each device sends three messages in a burst (progress 0, 100, inform);
 	// the broker's queue for the operator must hold them.
+	mosquitto := os.Getenv("BENCH_BROKER") == "mosquitto"
 	l, err := lab.Start(ctx, lab.Options{Engine: operator.EngineOptions{IgnoreCampaignRate: true},
-		BrokerQueue: int32(max(16384, 4*n))})
+		BrokerQueue: int32(max(16384, 4*n)), Mosquitto: mosquitto})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func BenchmarkRollout(b *testing.B) {
 		return ok, nil
 	}))
 	t0 := time.Now()
-	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: l.Broker.URL, ProductKey: pk, Devices: n,
+	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: l.BrokerURL, ProductKey: pk, Devices: n,
 		Mode: devicesim.Multiplexed, Instant: true, WildcardSubscriptions: true})
 	must(b, err)
 	defer fleet.Stop()
@@ -102,7 +103,7 @@ func BenchmarkRollout(b *testing.B) {
 	stage("engine %+v", after)
 	stage("gateway %+v", l.Parts.Gateway.Stats())
 
-	brokerTime := brokerAlone(b, n, int32(max(16384, 4*n)))
+	brokerTime := brokerAlone(b, n, int32(max(16384, 4*n)), mosquitto)
 	apiTime := apiAlone(b, c, ns, n, int(writes))
 	floor := max(brokerTime, apiTime)
 	stage("ceiling: the broker alone carries the rollout's messages in %s, the API server alone takes %s for its writes; rollout/floor = %.2f",
