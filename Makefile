@@ -70,11 +70,14 @@ test-e2e: test-env ## Run the end-to-end tests only.
 	eval "$$(hack/setup-test-env.sh all)" && go test $(GOTEST_FLAGS) ./test/...
 
 BENCH_DEVICES ?= 10000
+# BENCH_BROKER=mosquitto runs the rollout on Mosquitto instead of the
+# embedded Mochi broker.
+BENCH_BROKER ?=
 
 .PHONY: bench
 bench: test-env ## Run the hot-path micro-benchmarks, then a fleet rollout of BENCH_DEVICES devices; prints figures.
 	eval "$$(hack/setup-test-env.sh all)" && go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./internal/...
-	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
+	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
 
 ##@ Build
 
