@@ -16,9 +16,6 @@ import (
 	"github.com/otafleet/otafleet/internal/fleet"
 )
 
-// Index on spec.firmware of campaigns, to find the campaigns of a Firmware.
-const firmwareIndex = "spec.firmware"
-
 // waitError is a campaign that cannot start yet; the reason and message go
 // into its conditions.
 type waitError struct {

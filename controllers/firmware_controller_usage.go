@@ -22,24 +22,15 @@ import (
 	"github.com/otafleet/otafleet/internal/signature"
 )
 
-// Field indexes of the Firmware controller. The names are its own so that
-// other controllers may index the same fields without a conflict.
-const (
-	fwProductIndex  = "firmware-controller.spec.product"
-	fwCampaignIndex = "firmware-controller.spec.firmware"
-)
+// fwProductIndex indexes Firmwares by spec.product.
+const fwProductIndex = "firmware-controller.spec.product"
 
 func indexFirmwareUsage(ctx context.Context, idx client.FieldIndexer) error {
 	return errors.Join(
 		idx.IndexField(ctx, &otav1.Firmware{}, fwProductIndex, func(o client.Object) []string {
 			return []string{o.(*otav1.Firmware).Spec.Product}
 		}),
-		idx.IndexField(ctx, &otav1.VerificationRun{}, fwCampaignIndex, func(o client.Object) []string {
-			return []string{o.(*otav1.VerificationRun).Spec.Firmware}
-		}),
-		idx.IndexField(ctx, &otav1.UpgradeBatch{}, fwCampaignIndex, func(o client.Object) []string {
-			return []string{o.(*otav1.UpgradeBatch).Spec.Firmware}
-		}),
+		indexCampaignFirmware(ctx, idx),
 	)
 }
 
@@ -120,7 +111,7 @@ func (r *FirmwareReconciler) reconcileSignature(ctx context.Context, s *firmware
 // the 20 most common versions of a module; a rarer version counts 0).
 func (r *FirmwareReconciler) reconcileUsage(ctx context.Context, s *firmwareScope) error {
 	fw := s.fw
-	opts := []client.ListOption{client.InNamespace(fw.Namespace), client.MatchingFields{fwCampaignIndex: fw.Name}}
+	opts := []client.ListOption{client.InNamespace(fw.Namespace), client.MatchingFields{campaignFirmwareIndex: fw.Name}}
 	var runs otav1.VerificationRunList
 	var batches otav1.UpgradeBatchList
 	if err := r.List(ctx, &runs, opts...); err != nil {

@@ -273,8 +273,7 @@ func (r *UpgradeBatchReconciler) patchStatus(ctx context.Context, orig, ub *otav
 // SetupWithManager registers the reconciler: it watches batches, the
 // engine's progress events, and the Firmwares batches wait for.
 func (r *UpgradeBatchReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &otav1.UpgradeBatch{}, firmwareIndex,
-		func(o client.Object) []string { return []string{o.(*otav1.UpgradeBatch).Spec.Firmware} }); err != nil {
+	if err := indexCampaignFirmware(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -286,13 +285,5 @@ func (r *UpgradeBatchReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (r *UpgradeBatchReconciler) batchesOf(ctx context.Context, fw client.Object) []reconcile.Request {
-	var list otav1.UpgradeBatchList
-	if err := r.List(ctx, &list, client.InNamespace(fw.GetNamespace()), client.MatchingFields{firmwareIndex: fw.GetName()}); err != nil {
-		return nil
-	}
-	reqs := make([]reconcile.Request, len(list.Items))
-	for i := range list.Items {
-		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-	}
-	return reqs
+	return campaignsOf(ctx, r.Client, &otav1.UpgradeBatchList{}, fw)
 }

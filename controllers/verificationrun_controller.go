@@ -230,8 +230,7 @@ func (r *VerificationRunReconciler) patchStatus(ctx context.Context, orig, vr *o
 
 // SetupWithManager registers the reconciler.
 func (r *VerificationRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &otav1.VerificationRun{}, firmwareIndex,
-		func(o client.Object) []string { return []string{o.(*otav1.VerificationRun).Spec.Firmware} }); err != nil {
+	if err := indexCampaignFirmware(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -243,13 +242,5 @@ func (r *VerificationRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (r *VerificationRunReconciler) runsOf(ctx context.Context, fw client.Object) []reconcile.Request {
-	var list otav1.VerificationRunList
-	if err := r.List(ctx, &list, client.InNamespace(fw.GetNamespace()), client.MatchingFields{firmwareIndex: fw.GetName()}); err != nil {
-		return nil
-	}
-	reqs := make([]reconcile.Request, len(list.Items))
-	for i := range list.Items {
-		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-	}
-	return reqs
+	return campaignsOf(ctx, r.Client, &otav1.VerificationRunList{}, fw)
 }

@@ -107,6 +107,8 @@ type campaign struct {
 	scanned           bool
 	waveStats         []waveStat
 	endApplied        bool
+	released          bool // tasks dropped once finished and written
+	sliceCount        int  // len(slices) when released
 	cancelApplied     bool
 }
 

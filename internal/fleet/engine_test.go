@@ -60,6 +60,15 @@ func TestHappyPathWritesSlicesAndFinishes(t *testing.T) {
 	if onTarget != 251 {
 		t.Fatalf("%d devices on 2.0.0 without a lock in DeviceSlices, want 251", onTarget)
 	}
+	// Once written, the finished batch's tasks leave memory; its status stays.
+	v.e.mu.Lock()
+	c := v.e.campaigns[keyOf(v.ns, otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "b"})]
+	held := len(c.tasks)
+	v.e.mu.Unlock()
+	after, _ := v.e.Status(v.ns, otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "b"})
+	if held != 0 || after.Counts.Succeeded != 250 || after.Slices != 3 || after.Phase != otav1.BatchCompleted {
+		t.Errorf("after release: %d tasks held, status %+v", held, after)
+	}
 	// Coalescing: far fewer writes than device messages.
 	if w := v.e.Stats().Writes; w > 60 {
 		t.Errorf("%d API writes for 251 devices; coalescing is not working", w)

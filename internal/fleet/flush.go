@@ -76,8 +76,27 @@ func (e *Engine) flush(ctx context.Context) {
 			c.selectionFlushed = true
 			c.statusDirty = true
 		}
+		if releasable(c) {
+			c.release()
+		}
 	}
 	e.mu.Unlock()
+}
+
+// releasable: a finished static batch whose tasks are all written needs
+// only its counters from now on; holding its tasks would let memory grow
+// with every batch ever run.
+func releasable(c *campaign) bool {
+	return c.hasSpec && !c.released && c.key.kind == otav1.KindUpgradeBatch && !c.spec.Dynamic &&
+		c.selectionFlushed && c.active() == 0 && allCreated(c)
+}
+
+// release drops a finished batch's tasks and slices, keeping its counters
+// and failure reasons for status. The UpgradeSlices keep the record.
+func (c *campaign) release() {
+	c.sliceCount = len(c.slices)
+	c.tasks, c.slices, c.queue, c.waveStats = map[string]*task{}, nil, nil, nil
+	c.released = true
 }
 
 func allCreated(c *campaign) bool {

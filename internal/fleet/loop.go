@@ -37,12 +37,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer close(flushDone)
 		e.flushLoop(ctx)
 	}()
-	sendDone := make(chan struct{})
+	stopSending, sendDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(sendDone)
-		for batch := range e.outbox {
-			e.send(batch)
-		}
+		e.sendLoop(stopSending)
 	}()
 
 	ticker := time.NewTicker(e.opts.TickInterval)
@@ -53,7 +51,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			// Write what is pending before leadership is given up, after
 			// the last tick and the last publish, so that nothing they
 			// changed is left behind.
-			close(e.outbox)
+			close(stopSending)
 			<-sendDone
 			<-flushDone
 			final, cancel := context.WithTimeout(context.Background(), writeTimeout)
@@ -64,6 +62,27 @@ func (e *Engine) Start(ctx context.Context) error {
 		case <-e.wake:
 		}
 		e.tick()
+	}
+}
+
+// sendLoop publishes what the loop and the device handler queue. The outbox
+// is never closed (HandleBatch may still queue replies while the engine
+// stops); on stop the loop sends what is queued and returns.
+func (e *Engine) sendLoop(stop <-chan struct{}) {
+	for {
+		select {
+		case batch := <-e.outbox:
+			e.send(batch)
+		case <-stop:
+			for {
+				select {
+				case batch := <-e.outbox:
+					e.send(batch)
+				default:
+					return
+				}
+			}
+		}
 	}
 }
 
@@ -89,7 +108,9 @@ func (e *Engine) tick() {
 			e.selectAll(c, now)
 			c.selected = true
 		}
-		if now.Sub(c.lastScan) >= scanInterval {
+		// Nothing active, nothing to time out, retry or count: a finished
+		// campaign costs no walk.
+		if now.Sub(c.lastScan) >= scanInterval && c.active() > 0 {
 			e.scan(c, now)
 			c.lastScan = now
 		}

@@ -16,8 +16,8 @@ const lastSeenResolution = 10 * time.Minute
 // HandleBatch applies decoded device messages; it is the MQTT gateway's
 // handler. It blocks until the engine has rebuilt its state, so that
 // nothing a device reports is applied to a half-loaded fleet; the gateway's
-// bounded queue absorbs the wait. Replies to devices' requests are sent
-// before it returns.
+// bounded queue absorbs the wait. Replies to devices' requests are queued
+// for the sender.
 func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 	select {
 	case <-e.readyCh:
@@ -45,7 +45,12 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 	}
 	e.mu.Unlock()
 	if len(replies) > 0 {
-		e.send(replies)
+		// The sender publishes them: waiting for PUBACKs here would stall
+		// the gateway's queue. A full outbox is backpressure.
+		select {
+		case e.outbox <- replies:
+		case <-ctx.Done():
+		}
 	}
 }
 

@@ -113,6 +113,8 @@ func (e *Engine) pushing(c *campaign, now time.Time) bool {
 // sent goes back to QUEUED to be tried again on a later tick.
 func (e *Engine) send(msgs []outgoing) {
 	var failed []*task
+	var errs int
+	var lastErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	work := make(chan *outgoing)
@@ -125,12 +127,12 @@ func (e *Engine) send(msgs []outgoing) {
 				err := e.sendOne(ctx, o)
 				cancel()
 				if err != nil {
-					e.log.V(1).Info("Sending to device failed", "device", o.device, "error", err.Error())
+					mu.Lock()
+					errs, lastErr = errs+1, err
 					if o.task != nil {
-						mu.Lock()
 						failed = append(failed, o.task)
-						mu.Unlock()
 					}
+					mu.Unlock()
 				}
 			}
 		}()
@@ -140,6 +142,10 @@ func (e *Engine) send(msgs []outgoing) {
 	}
 	close(work)
 	wg.Wait()
+	if errs > 0 {
+		// One line per batch, not per device: a broker outage fails them all.
+		e.log.Info("Sending to devices failed; pushes are retried", "failed", errs, "of", len(msgs), "lastError", lastErr.Error())
+	}
 	if len(failed) > 0 {
 		e.requeue(failed)
 	}

@@ -52,7 +52,7 @@ func (e *Engine) status(c *campaign, now time.Time) Status {
 		Aborted:           c.aborted,
 		StartTime:         c.startTime,
 		SelectionComplete: c.selectionFlushed,
-		Slices:            int32(len(c.slices)),
+		Slices:            int32(max(len(c.slices), c.sliceCount)),
 		NextCheck:         nextCheck(c, now),
 	}
 	if s.Phase == otav1.BatchCompleted || s.Phase == otav1.BatchCanceled || s.Phase == otav1.BatchAborted {
