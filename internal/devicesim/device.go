@@ -188,6 +188,11 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	d.versions[mod] = u.Version
 	d.f.update(func(s *state) { s.versions[mod][old]--; s.versions[mod][u.Version]++ })
 	d.mu.Unlock()
+	// Flashed: the device is idle again and takes the next push (for
+	// another module) as soon as it has informed, like a real one.
+	d.mu.Lock()
+	d.busy = false
+	d.mu.Unlock()
 	// The inform of the new version is the only proof of success.
 	if cfg.RebootAfterFlash {
 		d.reboot(ctx)
@@ -197,8 +202,9 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 			protocol.Inform{ID: id, NumericID: numeric, Module: u.Module, Version: u.Version}.Encode())
 	}
 	d.mu.Lock()
-	d.busy = false
-	d.setOutcomeLocked(OutcomeSucceeded)
+	if !d.busy { // unless the next upgrade already started
+		d.setOutcomeLocked(OutcomeSucceeded)
+	}
 	d.mu.Unlock()
 }
 
