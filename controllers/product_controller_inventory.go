@@ -31,12 +31,12 @@ func summarizeInventory(items []otav1.DeviceSlice, declared []string) inventory 
 	for i := range items {
 		inv.slices++
 		for _, d := range items[i].Devices {
+			if d.Invalid != "" {
+				continue // the engine logs and skips such a line too
+			}
 			inv.devices++
 			for _, mv := range d.Modules {
 				m := mv.Module
-				if m == "" {
-					m = otav1.DefaultModule
-				}
 				if counts[m] == nil {
 					counts[m] = map[string]int64{}
 				}

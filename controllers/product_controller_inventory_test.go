@@ -52,7 +52,7 @@ func TestSummarizeInventoryModuleOrder(t *testing.T) {
 	for i := range 20 {
 		devices = append(devices, device(fmt.Sprint("d", i), fmt.Sprintf("extra%02d", i), "1"))
 	}
-	devices = append(devices, device("w", "wifi", "1", "mcu", "1", "", "1"))
+	devices = append(devices, device("w", "wifi", "1", "mcu", "1", "default", "1"))
 	inv := summarizeInventory([]otav1.DeviceSlice{{Devices: devices}}, []string{"wifi", "mcu"})
 	if inv.devices != 21 || inv.slices != 1 {
 		t.Errorf("devices %d slices %d, want 21 and 1", inv.devices, inv.slices)

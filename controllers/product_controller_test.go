@@ -102,7 +102,7 @@ func TestProductVersionDistribution(t *testing.T) {
 	s1 := deviceSlice(ns, "lamp-0", key,
 		device("d1", "default", "1.0", "mcu", "m-1"),
 		device("d2", "default", "1.0", "mcu", "m-2"),
-		device("d3", "", "1.1", "mcu", "m-1"))
+		device("d3", "default", "1.1", "mcu", "m-1"))
 	s2 := deviceSlice(ns, "lamp-1", key,
 		device("d4", "default", "1.0"),
 		device("d5"))

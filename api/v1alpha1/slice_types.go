@@ -55,6 +55,8 @@ type DeviceRecord struct {
 	// lock is the active task holding the device, if any.
 	// +optional
 	Lock *DeviceLock `json:"lock,omitempty"`
+	// Invalid says why the record's line did not read; not stored.
+	Invalid string `json:"-"`
 }
 
 // DeviceSlice is one shard of a product's device inventory: up to
@@ -71,11 +73,12 @@ type DeviceSlice struct {
 	// productKey of the devices.
 	// +required
 	ProductKey string `json:"productKey"`
-	// devices in this shard.
+	// devices in this shard, one line each (see DeviceList).
 	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=1000
-	Devices []DeviceRecord `json:"devices,omitempty"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=262144
+	Devices DeviceList `json:"devices,omitempty"`
 }
 
 // DeviceSliceList is a list of DeviceSlices.
@@ -123,6 +126,8 @@ type DeviceTask struct {
 	// retryAt is when a failed device is pushed again.
 	// +optional
 	RetryAt int64 `json:"ra,omitempty"`
+	// Invalid says why the task's line did not read; not stored.
+	Invalid string `json:"-"`
 }
 
 // UpgradeSlice is one shard of a campaign's device tasks: the durable record
@@ -146,11 +151,12 @@ type UpgradeSlice struct {
 	// module being upgraded.
 	// +required
 	Module string `json:"module"`
-	// tasks in this shard.
+	// tasks in this shard, one line each (see TaskList).
 	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=1000
-	Tasks []DeviceTask `json:"tasks,omitempty"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=262144
+	Tasks TaskList `json:"tasks,omitempty"`
 }
 
 // UpgradeSliceList is a list of UpgradeSlices.

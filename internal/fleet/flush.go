@@ -135,7 +135,7 @@ func (e *Engine) collectWrites() []writeJob {
 
 func (e *Engine) deviceSliceJob(s *deviceSlice) writeJob {
 	pr := s.product
-	recs := make([]otav1.DeviceRecord, len(s.devices))
+	recs := make(otav1.DeviceList, len(s.devices))
 	for i, d := range s.devices {
 		recs[i] = otav1.DeviceRecord{Name: d.name, Modules: append([]otav1.ModuleVersion(nil), d.modules...), LastSeen: d.lastSeen}
 		if t := d.task; t != nil {
@@ -159,7 +159,7 @@ func (e *Engine) deviceSliceJob(s *deviceSlice) writeJob {
 
 func (e *Engine) upgradeSliceJob(s *upgradeSlice) writeJob {
 	c := s.campaign
-	recs := make([]otav1.DeviceTask, len(s.tasks))
+	recs := make(otav1.TaskList, len(s.tasks))
 	for i, t := range s.tasks {
 		recs[i] = t.record()
 	}

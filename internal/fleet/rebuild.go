@@ -65,6 +65,14 @@ func (e *Engine) rebuild(ctx context.Context) error {
 	return nil
 }
 
+// invalidRecord counts and logs a slice line that does not read (someone
+// edited the slice by hand); the rest of the slice loads as usual.
+func (e *Engine) invalidRecord(kind string, s client.Object, why string) {
+	e.stats.InvalidRecords++
+	e.log.Error(nil, "Skipping an unreadable line of a slice", "kind", kind,
+		"slice", client.ObjectKeyFromObject(s), "error", why)
+}
+
 // listAll pages through a list.
 func listAll[L client.ObjectList](ctx context.Context, r client.Reader, list L, each func(L)) error {
 	opts := []client.ListOption{client.Limit(listPage)}
@@ -89,6 +97,10 @@ func (e *Engine) loadDeviceSlice(s *otav1.DeviceSlice, mirrors map[*device]otav1
 	ds := &deviceSlice{name: s.Name, product: pr, created: true}
 	pr.nextSlice = max(pr.nextSlice, sliceIndex(s.Name)+1)
 	for _, rec := range s.Devices {
+		if rec.Invalid != "" {
+			e.invalidRecord("DeviceSlice", s, rec.Invalid)
+			continue
+		}
 		if pr.devices[rec.Name] != nil {
 			ds.dirty = true // a duplicate: keep the first, rewrite this slice without it
 			continue
@@ -120,6 +132,10 @@ func (e *Engine) loadUpgradeSlice(s *otav1.UpgradeSlice) {
 	c.nextSlice = max(c.nextSlice, sliceIndex(s.Name)+1)
 	c.slices = append(c.slices, us)
 	for _, rec := range s.Tasks {
+		if rec.Invalid != "" {
+			e.invalidRecord("UpgradeSlice", s, rec.Invalid)
+			continue
+		}
 		if c.tasks[rec.Device] != nil {
 			us.dirty = true
 			continue

@@ -13,6 +13,8 @@ type Stats struct {
 	Succeeded      int64
 	Writes         int64
 	WriteErrors    int64
+	// InvalidRecords counts slice lines that did not read at start-up.
+	InvalidRecords int64
 }
 
 // Stats returns a copy of the counters.

@@ -202,6 +202,8 @@ func taskCell(l *otav1.DeviceLock) string {
 
 func reasonCell(t otav1.DeviceTask) string {
 	switch {
+	case t.Invalid != "":
+		return "unreadable slice line: " + t.Invalid
 	case t.Reason == "":
 		return "-"
 	case t.Message != "":

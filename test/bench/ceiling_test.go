@@ -110,7 +110,7 @@ func publishAll(b *testing.B, c paho.Client, pk string, names []string, up proto
 func apiAlone(b *testing.B, c client.Client, ns string, n, writes int) time.Duration {
 	ctx := context.Background()
 	slices := (n + otav1.MaxDevicesPerSlice - 1) / otav1.MaxDevicesPerSlice
-	tasks := make([]otav1.DeviceTask, otav1.MaxDevicesPerSlice)
+	tasks := make(otav1.TaskList, otav1.MaxDevicesPerSlice)
 	for i := range tasks {
 		tasks[i] = otav1.DeviceTask{Device: fmt.Sprintf("dev-%06d", i), State: otav1.TaskSucceeded, Attempt: 1,
 			FromVersion: "1.0.0", Step: 100, Wave: 1, Updated: time.Now().Unix()}
