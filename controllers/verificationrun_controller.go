@@ -13,8 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -234,7 +236,9 @@ func (r *VerificationRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&otav1.VerificationRun{}).
+		// Spec changes only: the engine's events cover progress, and a
+		// reconcile per status patch would write status at API speed.
+		For(&otav1.VerificationRun{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("verificationrun").
 		WatchesRawSource(source.Channel(r.Engine.RunEvents, &handler.EnqueueRequestForObject{})).
 		Watches(&otav1.Firmware{}, handler.EnqueueRequestsFromMapFunc(r.runsOf)).

@@ -20,8 +20,11 @@ const (
 	reasonAborted         = "Aborted"
 )
 
-// selectAll runs a campaign's first selection. Devices are taken in name
-// order so that wave membership does not depend on map order.
+// selectAll runs a campaign's first selection: a list in its order, or the
+// product's devices in inventory order. Inventory order does not depend on
+// map order (waves are stable), and it pushes the devices of one
+// DeviceSlice together, so that their new versions land in one or two
+// writes of that slice instead of in every flush of the rollout.
 func (e *Engine) selectAll(c *campaign, now time.Time) {
 	pr := c.product
 	var names []string
@@ -29,10 +32,11 @@ func (e *Engine) selectAll(c *campaign, now time.Time) {
 		names = slices.Clone(c.spec.Devices)
 	} else {
 		names = make([]string, 0, len(pr.devices))
-		for name := range pr.devices {
-			names = append(names, name)
+		for _, s := range pr.slices {
+			for _, d := range s.devices {
+				names = append(names, d.name)
+			}
 		}
-		slices.Sort(names)
 	}
 	for _, name := range names {
 		d := pr.devices[name]

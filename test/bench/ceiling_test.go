@@ -11,6 +11,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,23 +22,27 @@ import (
 	"github.com/otafleet/otafleet/internal/testserver"
 )
 
-// brokerAlone measures the floor the broker and the simulator set: the same
-// n pushes and the devices' answers through a fresh broker of the same
-// kind, with a backend that does nothing but publish and count.
-func brokerAlone(b *testing.B, n int, queue int32, mosquitto bool) time.Duration {
+// startBroker starts a fresh broker of the kind the rollout used.
+func startBroker(b *testing.B, queue int32, mosquitto bool) (url string, stop func()) {
 	ctx := context.Background()
-	var url string
 	if mosquitto {
 		broker, err := testserver.StartMosquitto(ctx, testserver.MosquittoOptions{})
 		must(b, err)
-		defer func() { _ = broker.Stop() }()
-		url = broker.URL
-	} else {
-		broker, err := testserver.StartMochi(testserver.MochiOptions{MaxClientWritesPending: queue})
-		must(b, err)
-		defer func() { _ = broker.Stop() }()
-		url = broker.URL
+		return broker.URL, func() { _ = broker.Stop() }
 	}
+	broker, err := testserver.StartMochi(testserver.MochiOptions{MaxClientWritesPending: queue})
+	must(b, err)
+	return broker.URL, func() { _ = broker.Stop() }
+}
+
+// brokerAlone measures the floor the broker and the simulator set: the same
+// n pushes and the devices' answers through a fresh broker of the same
+// kind, with a backend that does nothing but publish and count. It returns
+// the time and the messages carried (pushes plus every device message).
+func brokerAlone(b *testing.B, n int, queue int32, mosquitto bool) (time.Duration, int64) {
+	ctx := context.Background()
+	url, stopBroker := startBroker(b, queue, mosquitto)
+	defer stopBroker()
 	const pk = "ceiling"
 	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: url, ProductKey: pk, Devices: n,
 		Mode: devicesim.Multiplexed, Instant: true, WildcardSubscriptions: true, ClientIDPrefix: "ceiling-"})
@@ -69,6 +74,7 @@ func brokerAlone(b *testing.B, n int, queue int32, mosquitto bool) time.Duration
 	up := protocol.Upgrade{Version: "2.0.0", URL: "http://storage.invalid/fw.bin?X-Amz-Signature=0", Size: 1,
 		MD5: "0123456789abcdef0123456789abcdef", SignMethod: protocol.SignMD5, Sign: "0123456789abcdef0123456789abcdef"}
 	names := fleet.DeviceNames()
+	published := fleet.Summary().Published
 	start := time.Now()
 	publishAll(b, backend, pk, names, up)
 	select {
@@ -76,7 +82,58 @@ func brokerAlone(b *testing.B, n int, queue int32, mosquitto bool) time.Duration
 	case <-time.After(5 * time.Minute):
 		b.Fatalf("broker alone: %d of %d devices answered", done.Load(), n)
 	}
-	return time.Since(start)
+	return time.Since(start), int64(n) + fleet.Summary().Published - published
+}
+
+// rawPublish measures the broker's raw rate: one client publishes count
+// QoS 1 messages of a device report's size (64 in flight, as the engine
+// sends) and another receives them.
+func rawPublish(b *testing.B, count int, queue int32, mosquitto bool) float64 {
+	url, stopBroker := startBroker(b, queue, mosquitto)
+	defer stopBroker()
+	connect := func(id string) paho.Client {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).SetOrderMatters(false))
+		if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
+			b.Fatal(tok.Error())
+		}
+		return c
+	}
+	sub, pub := connect("raw-sub"), connect("raw-pub")
+	defer sub.Disconnect(100)
+	defer pub.Disconnect(100)
+	var got atomic.Int64
+	all := make(chan struct{})
+	if tok := sub.Subscribe("raw/#", 1, func(paho.Client, paho.Message) {
+		if got.Add(1) == int64(count) {
+			close(all)
+		}
+	}); tok.Wait() && tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	payload := []byte(strings.Repeat("x", 300))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				pub.Publish(fmt.Sprintf("raw/%d", i%1000), 1, false, payload).WaitTimeout(30 * time.Second)
+			}
+		}()
+	}
+	for i := range count {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case <-all:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("raw publish: %d of %d messages arrived", got.Load(), count)
+	}
+	return float64(count) / time.Since(start).Seconds()
 }
 
 func publishAll(b *testing.B, c paho.Client, pk string, names []string, up protocol.Upgrade) {
@@ -107,8 +164,13 @@ func publishAll(b *testing.B, c paho.Client, pk string, names []string, up proto
 // apiAlone measures the floor the API server sets: as many slice writes as
 // the rollout made (creates of n/100 UpgradeSlices, then merge patches of
 // whole task lists), by as many workers as the engine uses.
-func apiAlone(b *testing.B, c client.Client, ns string, n, writes int) time.Duration {
+func apiAlone(b *testing.B, n, writes int) time.Duration {
 	ctx := context.Background()
+	cp, err := testserver.StartControlPlane()
+	must(b, err)
+	defer func() { _ = cp.Stop() }()
+	c, ns := cp.Client, "ceiling"
+	must(b, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	slices := (n + otav1.MaxDevicesPerSlice - 1) / otav1.MaxDevicesPerSlice
 	tasks := make(otav1.TaskList, otav1.MaxDevicesPerSlice)
 	for i := range tasks {

@@ -1,15 +1,16 @@
 // Package bench measures otafleet at fleet scale on real parts: a static
 // UpgradeBatch to N simulated devices (BENCH_DEVICES, default 10,000) that
-// upgrade at once, through the real API server, broker and manager.
+// upgrade at once, through the real API server, etcd, broker, MinIO and
+// manager, with the floors the same machine sets for its parts.
 package bench
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,20 +33,47 @@ func devices() int {
 	return 10000
 }
 
-// BenchmarkRollout reports devices/s, API writes per device and heap per
-// device for one static rollout with instant devices and no rate limit.
+// variant is one way to run the rollout.
+type variant struct {
+	name string
+	// downloads makes devices fetch the image from MinIO through the
+	// pre-signed URL; otherwise they skip the download.
+	downloads bool
+	// separate runs Mosquitto and the simulator as their own processes, so
+	// that this process's heap is the operator's alone.
+	separate bool
+}
+
+var variants = []variant{
+	{name: "instant"},
+	{name: "downloads", downloads: true},
+	{name: "separate", separate: true},
+}
+
+// BenchmarkRollout runs one static rollout per variant (BENCH_RUNS, a
+// comma-separated list; default all) and prints its figures.
 func BenchmarkRollout(b *testing.B) {
+	runs := os.Getenv("BENCH_RUNS")
+	for _, v := range variants {
+		if runs != "" && !strings.Contains(","+runs+",", ","+v.name+",") {
+			continue
+		}
+		b.Run(v.name, func(b *testing.B) { rollout(b, v) })
+	}
+}
+
+func rollout(b *testing.B, v variant) {
 	n := devices()
 	ctx := context.Background()
+	mosquitto := v.separate || os.Getenv("BENCH_BROKER") == "mosquitto"
 	// Each device sends three messages in a burst (progress 0, 100, inform);
 	// the broker's queue for the operator must hold them.
-	mosquitto := os.Getenv("BENCH_BROKER") == "mosquitto"
+	queue := int32(max(16384, 4*n))
 	l, err := lab.Start(ctx, lab.Options{Engine: operator.EngineOptions{IgnoreCampaignRate: true},
-		BrokerQueue: int32(max(16384, 4*n)), Mosquitto: mosquitto})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Stop()
+		BrokerQueue: queue, Mosquitto: mosquitto})
+	must(b, err)
+	stopLab := sync.OnceFunc(l.Stop)
+	defer stopLab()
 	c := l.Client()
 	const ns, pk = "bench", "benchkey"
 	must(b, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
@@ -54,94 +82,134 @@ func BenchmarkRollout(b *testing.B) {
 		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: "p"})
 		return ok, nil
 	}))
+	base := heapNow()
 	t0 := time.Now()
-	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: l.BrokerURL, ProductKey: pk, Devices: n,
-		Mode: devicesim.Multiplexed, Instant: true, WildcardSubscriptions: true})
+	sim, err := startSimulator(ctx, devicesim.Config{Broker: l.BrokerURL, ProductKey: pk, Devices: n, NamePrefix: "dev-",
+		Mode: devicesim.Multiplexed, Instant: !v.downloads, WildcardSubscriptions: true, ProgressInterval: time.Millisecond}, v.separate)
 	must(b, err)
-	defer fleet.Stop()
-	must(b, fleet.WaitInformed(ctx))
-	informTime := time.Since(t0)
-	stage("%d devices connected and informed in %s", n, informTime.Round(time.Millisecond))
-
+	defer sim.stop()
 	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "fw"), Spec: otav1.FirmwareSpec{Product: "p", Version: "2.0.0",
 		VerificationRequired: ptr.To(false)}}
 	must(b, l.PushFirmware(ctx, fw, make([]byte, 4096)))
 	// Let the inventory writes of the boot settle so they are not counted.
-	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
-		s := l.Parts.Engine.Stats()
-		return s.Informs >= int64(n), nil
-	}))
+	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) { return l.Parts.Engine.Stats().Informs >= int64(n), nil }))
 	l.Parts.Engine.Flush(ctx)
+	stage("%s: %d devices connected and informed in %s", v.name, n, time.Since(t0).Round(time.Millisecond))
+
+	counters, err := newServerCounters(l.ControlPlane.Config, l.ControlPlane.Env.ControlPlane.Etcd.URL.String())
+	must(b, err)
 	before := l.Parts.Engine.Stats()
-	stage("inventory registered and written; starting the batch")
+	gwBefore := l.Parts.Gateway.Stats()
+	serverBefore, err := counters.read(ctx)
+	must(b, err)
 
 	var peak atomic.Uint64
-	stop := sampleHeap(&peak)
+	stopHeap := sampleHeap(&peak)
 	b.ResetTimer()
 	start := time.Now()
 	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "ub"), Spec: otav1.UpgradeBatchSpec{Firmware: fw.Name}}
 	must(b, c.Create(ctx, ub))
+	sources := []func() int64{func() int64 { return l.Parts.Engine.Stats().Succeeded }}
+	if up, ok := sim.upgraded(); ok {
+		sources = append(sources, up)
+	}
+	stopTracking := track(n, sources...)
+	var statusSeen percentTimes
 	last := time.Now()
-	engineSeen := trackEngine(l, n)
-	statusSeen := make([]time.Time, 101)
-	must(b, l.WaitBatch(ctx, ub, 5*time.Minute, func(u *otav1.UpgradeBatch) bool {
+	must(b, l.WaitBatch(ctx, ub, 10*time.Minute, func(u *otav1.UpgradeBatch) bool {
 		return u.Status.Phase == otav1.BatchCompleted && u.Status.Counts.Succeeded == int64(n)
 	}, func(u *otav1.UpgradeBatch) {
-		markPercent(statusSeen, u.Status.Counts.Succeeded, n, time.Now())
+		statusSeen.mark(u.Status.Counts.Succeeded, n, time.Now())
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			stage("%s: %+v", u.Status.Phase, u.Status.Counts)
 		}
 	}))
-	p50, p99 := statusLag(engineSeen(), statusSeen)
 	elapsed := time.Since(start)
 	b.StopTimer()
-	stop()
+	stopHeap()
+	seen := stopTracking()
 	l.Parts.Engine.Flush(ctx)
-	after := l.Parts.Engine.Stats()
-	writes := float64(after.Writes - before.Writes)
+	after, gwAfter := l.Parts.Engine.Stats(), l.Parts.Gateway.Stats()
+	serverAfter, err := counters.read(ctx)
+	must(b, err)
+
+	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base,
+		writes: float64(after.Writes - before.Writes),
+		mqtt:   float64(gwAfter.Received - gwBefore.Received + gwAfter.Published - gwBefore.Published)}
+	r.apiWrites, r.apiByResource = apiWrites(serverBefore.api, serverAfter.api)
+	r.walBytes = sum(serverAfter.etcd, "etcd_disk_wal_write_bytes_total") - sum(serverBefore.etcd, "etcd_disk_wal_write_bytes_total")
+	r.dbBytes = sum(serverAfter.etcd, "etcd_mvcc_db_total_size_in_bytes")
+	r.engineLag50, r.engineLag99, _ = lag(seen[0], statusSeen)
+	if len(seen) > 1 {
+		r.deviceLag50, r.deviceLag99, r.deviceLag = lag(seen[1], statusSeen)
+	}
 	stage("engine %+v", after)
-	stage("gateway %+v", l.Parts.Gateway.Stats())
+	stage("gateway %+v", gwAfter)
+	sim.stop()
+	stopLab()
 
-	brokerTime := brokerAlone(b, n, int32(max(16384, 4*n)), mosquitto)
-	apiTime := apiAlone(b, c, ns, n, int(writes))
-	floor := max(brokerTime, apiTime)
-	stage("ceiling: the broker alone carries the rollout's messages in %s, the API server alone takes %s for its writes; rollout/floor = %.2f",
-		brokerTime.Round(time.Millisecond), apiTime.Round(time.Millisecond), elapsed.Seconds()/floor.Seconds())
-	b.ReportMetric(elapsed.Seconds()/floor.Seconds(), "x-floor")
-
-	stage("status lag (engine applied -> UpgradeBatch status shows it, per percentile of devices): p50 %s, p99 %s",
-		p50.Round(time.Millisecond), p99.Round(time.Millisecond))
-	b.ReportMetric(p99.Seconds(), "s-status-lag-p99")
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "devices/s")
-	b.ReportMetric(writes/float64(n), "writes/device")
-	b.ReportMetric(float64(peak.Load())/float64(n), "heapB/device")
-	fmt.Printf("rollout: %d devices in %s (%.0f devices/s), %0.f slice writes (%.3f per device), "+
-		"peak heap %d MiB (%.0f B/device, operator + embedded broker + simulator), boot informs %s\n",
-		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), writes, writes/float64(n),
-		peak.Load()>>20, float64(peak.Load())/float64(n), informTime.Round(time.Millisecond))
+	// The floors, on the same machine with nothing else running.
+	r.brokerTime, r.brokerMessages = brokerAlone(b, n, queue, mosquitto)
+	r.rawRate = rawPublish(b, min(4*n, 200000), queue, mosquitto)
+	r.apiTime = apiAlone(b, n, int(r.writes))
+	r.print(b)
 }
 
-// sampleHeap records the peak heap in use until the returned func is called.
-func sampleHeap(peak *atomic.Uint64) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > peak.Load() {
-				peak.Store(ms.HeapAlloc)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { close(done) }
+// report is one run's figures.
+type report struct {
+	variant
+	n                        int
+	mosquitto                bool
+	elapsed                  time.Duration
+	heap, baseHeap           uint64
+	writes, mqtt             float64
+	apiWrites                float64
+	apiByResource            map[string]float64
+	walBytes, dbBytes        float64
+	engineLag50, engineLag99 time.Duration
+	deviceLag50, deviceLag99 time.Duration
+	deviceLag                bool
+	brokerTime, apiTime      time.Duration
+	brokerMessages           int64
+	rawRate                  float64
+}
+
+func (r *report) print(b *testing.B) {
+	n, secs := float64(r.n), r.elapsed.Seconds()
+	broker, sim, heapOf := "Mochi in this process", "in this process", "operator + broker + simulator"
+	if r.mosquitto {
+		broker, heapOf = "Mosquitto (own process)", "operator + simulator"
+	}
+	if r.separate {
+		sim, heapOf = "own process", "operator alone"
+	}
+	devLag := "not measured (simulator in its own process)"
+	if r.deviceLag {
+		devLag = fmt.Sprintf("p50 %s, p99 %s", r.deviceLag50.Round(time.Millisecond), r.deviceLag99.Round(time.Millisecond))
+	}
+	floor := max(r.brokerTime, r.apiTime)
+	var w strings.Builder
+	fmt.Fprintf(&w, "\nrollout %s: %d devices, downloads %v, broker %s, simulator %s\n", r.name, r.n, r.downloads, broker, sim)
+	fmt.Fprintf(&w, "  wall time (batch created -> Completed)  %s, %.0f devices/s\n", r.elapsed.Round(time.Millisecond), n/secs)
+	fmt.Fprintf(&w, "  API writes, counted by the operator     %.0f (%.3f per device)\n", r.writes, r.writes/n)
+	fmt.Fprintf(&w, "  API writes, counted by the API server   %.0f (%.3f per device): %s\n", r.apiWrites, r.apiWrites/n, formatCounts(r.apiByResource))
+	fmt.Fprintf(&w, "  etcd WAL bytes written                  %.1f MiB (%.0f B per device); db size %.0f MiB\n", r.walBytes/(1<<20), r.walBytes/n, r.dbBytes/(1<<20))
+	fmt.Fprintf(&w, "  MQTT messages at the operator           %.0f (%.0f/s)\n", r.mqtt, r.mqtt/secs)
+	fmt.Fprintf(&w, "  status lag, device's inform -> status   %s\n", devLag)
+	fmt.Fprintf(&w, "  status lag, engine applied -> status    p50 %s, p99 %s\n", r.engineLag50.Round(time.Millisecond), r.engineLag99.Round(time.Millisecond))
+	fmt.Fprintf(&w, "  peak heap (%s)%s %d MiB; %d MiB before the devices came: %.0f B per tracked device\n",
+		heapOf, strings.Repeat(" ", max(1, 25-len(heapOf))), r.heap>>20, r.baseHeap>>20, float64(r.heap-min(r.heap, r.baseHeap))/n)
+	fmt.Fprintf(&w, "  floor: broker + simulator alone         %s (%d messages, %.0f/s)\n", r.brokerTime.Round(time.Millisecond), r.brokerMessages, float64(r.brokerMessages)/r.brokerTime.Seconds())
+	fmt.Fprintf(&w, "  floor: API server alone, same writes    %s\n", r.apiTime.Round(time.Millisecond))
+	fmt.Fprintf(&w, "  broker raw publish rate                 %.0f messages/s (QoS 1, 300 B, 64 in flight)\n", r.rawRate)
+	fmt.Fprintf(&w, "  rollout / max(floors)                   %.2f\n", secs/floor.Seconds())
+	fmt.Print(w.String())
+	b.ReportMetric(n/secs, "devices/s")
+	b.ReportMetric(r.apiWrites/n, "api-writes/device")
+	b.ReportMetric(r.walBytes/n, "wal-B/device")
+	b.ReportMetric(float64(r.heap-min(r.heap, r.baseHeap))/n, "heap-B/device")
+	b.ReportMetric(secs/floor.Seconds(), "x-floor")
 }
 
 func must(b *testing.B, err error) {
@@ -154,51 +222,4 @@ func must(b *testing.B, err error) {
 // stage prints a progress line, so a slow run shows where it is.
 func stage(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-}
-
-// trackEngine samples the engine's success count every 10 ms and returns a
-// func that stops and returns, per percent of n, when the engine had it.
-func trackEngine(l *lab.Lab, n int) func() []time.Time {
-	seen := make([]time.Time, 101)
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			markPercent(seen, l.Parts.Engine.Stats().Succeeded, n, time.Now())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() []time.Time { close(done); <-stopped; return seen }
-}
-
-// markPercent records the first time each percent of n was reached.
-func markPercent(seen []time.Time, count int64, n int, now time.Time) {
-	for p := 1; p <= 100 && int64(p)*int64(n) <= count*100; p++ {
-		if seen[p].IsZero() {
-			seen[p] = now
-		}
-	}
-}
-
-// statusLag is the p50 and p99, over the percents of devices, of the time
-// from the engine counting them to the batch's status showing them.
-func statusLag(engine, status []time.Time) (p50, p99 time.Duration) {
-	var lags []time.Duration
-	for p := 1; p <= 100; p++ {
-		if !engine[p].IsZero() && !status[p].IsZero() {
-			lags = append(lags, max(status[p].Sub(engine[p]), 0))
-		}
-	}
-	if len(lags) == 0 {
-		return 0, 0
-	}
-	slices.Sort(lags)
-	return lags[len(lags)/2], lags[len(lags)*99/100]
 }
