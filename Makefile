@@ -75,9 +75,9 @@ BENCH_DEVICES ?= 10000
 BENCH_BROKER ?=
 
 .PHONY: bench
-bench: test-env ## Run the hot-path micro-benchmarks, then a fleet rollout of BENCH_DEVICES devices; prints figures.
+bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate); prints figures.
 	eval "$$(hack/setup-test-env.sh all)" && go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./internal/...
-	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
+	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) BENCH_RUNS=$(BENCH_RUNS) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
 
 ##@ Build
 

@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +22,7 @@ import (
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
 	"github.com/otafleet/otafleet/internal/protocol"
+	"github.com/otafleet/otafleet/internal/storage"
 	"github.com/otafleet/otafleet/internal/testserver"
 )
 
@@ -207,6 +211,56 @@ func apiAlone(b *testing.B, n, writes int) time.Duration {
 		jobs <- i
 	}
 	close(jobs)
+	wg.Wait()
+	return time.Since(start)
+}
+
+// storageAlone measures the floor MinIO sets for the downloads variant: n
+// GETs of a 4 KiB image, each through its own pre-signed URL as devices
+// get them, with 256 at a time.
+func storageAlone(b *testing.B, n int) time.Duration {
+	ctx := context.Background()
+	srv, err := testserver.StartMinIO(ctx, testserver.MinIOOptions{})
+	must(b, err)
+	defer func() { _ = srv.Stop() }()
+	store, err := storage.New(storage.Config{Endpoint: srv.Endpoint, Insecure: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	must(b, err)
+	const bucket, key = "ceiling", "fw.bin"
+	must(b, store.EnsureBucket(ctx, bucket))
+	_, err = store.Put(ctx, bucket, key, bytes.NewReader(make([]byte, 4096)), 4096, "application/octet-stream")
+	must(b, err)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	work := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				u, err := store.PresignGet(ctx, bucket, key, 15*time.Minute)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				resp, err := hc.Get(u.String())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("GET: %s", resp.Status)
+					return
+				}
+			}
+		}()
+	}
+	for range n {
+		work <- struct{}{}
+	}
+	close(work)
 	wg.Wait()
 	return time.Since(start)
 }

@@ -153,6 +153,9 @@ func rollout(b *testing.B, v variant) {
 	r.brokerTime, r.brokerMessages = brokerAlone(b, n, queue, mosquitto)
 	r.rawRate = rawPublish(b, min(4*n, 200000), queue, mosquitto)
 	r.apiTime = apiAlone(b, n, int(r.writes))
+	if v.downloads {
+		r.storageTime = storageAlone(b, n)
+	}
 	r.print(b)
 }
 
@@ -171,6 +174,7 @@ type report struct {
 	deviceLag50, deviceLag99 time.Duration
 	deviceLag                bool
 	brokerTime, apiTime      time.Duration
+	storageTime              time.Duration
 	brokerMessages           int64
 	rawRate                  float64
 }
@@ -188,7 +192,7 @@ func (r *report) print(b *testing.B) {
 	if r.deviceLag {
 		devLag = fmt.Sprintf("p50 %s, p99 %s", r.deviceLag50.Round(time.Millisecond), r.deviceLag99.Round(time.Millisecond))
 	}
-	floor := max(r.brokerTime, r.apiTime)
+	floor := max(r.brokerTime, r.apiTime, r.storageTime)
 	var w strings.Builder
 	fmt.Fprintf(&w, "\nrollout %s: %d devices, downloads %v, broker %s, simulator %s\n", r.name, r.n, r.downloads, broker, sim)
 	fmt.Fprintf(&w, "  wall time (batch created -> Completed)  %s, %.0f devices/s\n", r.elapsed.Round(time.Millisecond), n/secs)
@@ -202,6 +206,10 @@ func (r *report) print(b *testing.B) {
 		heapOf, strings.Repeat(" ", max(1, 25-len(heapOf))), r.heap>>20, r.baseHeap>>20, float64(r.heap-min(r.heap, r.baseHeap))/n)
 	fmt.Fprintf(&w, "  floor: broker + simulator alone         %s (%d messages, %.0f/s)\n", r.brokerTime.Round(time.Millisecond), r.brokerMessages, float64(r.brokerMessages)/r.brokerTime.Seconds())
 	fmt.Fprintf(&w, "  floor: API server alone, same writes    %s\n", r.apiTime.Round(time.Millisecond))
+	if r.downloads {
+		fmt.Fprintf(&w, "  floor: MinIO alone, same downloads      %s (%.0f GETs/s through fresh pre-signed URLs)\n",
+			r.storageTime.Round(time.Millisecond), n/r.storageTime.Seconds())
+	}
 	fmt.Fprintf(&w, "  broker raw publish rate                 %.0f messages/s (QoS 1, 300 B, 64 in flight)\n", r.rawRate)
 	fmt.Fprintf(&w, "  rollout / max(floors)                   %.2f\n", secs/floor.Seconds())
 	fmt.Print(w.String())
