@@ -30,13 +30,13 @@ func TestRunUntilInformedPrintsJSON(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := parse([]string{"-devices", "7", "-mode", "per-device", "-fail-flash", "0.25", "-instant",
+	o, err := parse([]string{"-devices", "7", "-mode", "per-device", "-fail-flash", "0.25", "-fail-upgrade", "0.1", "-instant",
 		"-modules", "default=app-1.0.0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg
-	if c.Devices != 7 || c.Mode != devicesim.PerDevice || c.Failures.FlashFail != 0.25 || !c.Instant ||
+	if c.Devices != 7 || c.Mode != devicesim.PerDevice || c.Failures.FlashFail != 0.25 || c.Failures.UpgradeFail != 0.1 || !c.Instant ||
 		len(c.Modules) != 1 || c.Modules[0].Version != "app-1.0.0" {
 		t.Fatalf("config %+v", c)
 	}

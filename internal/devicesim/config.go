@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +50,10 @@ type Failures struct {
 	GoOffline float64 `json:"goOffline,omitempty"`
 	// SlowDownload succeeds, but the download takes SlowDownloadDelay longer.
 	SlowDownload float64 `json:"slowDownload,omitempty"`
+	// UpgradeFail downloads and verifies, then reports step -1, the
+	// protocol's catch-all "upgrade failed" (a device that refuses to
+	// install, say for low battery).
+	UpgradeFail float64 `json:"upgradeFail,omitempty"`
 
 	// SlowDownloadDelay is the extra download time; default 30 s.
 	SlowDownloadDelay time.Duration `json:"slowDownloadDelay,omitempty"`
@@ -62,7 +67,7 @@ type Failures struct {
 }
 
 func (f Failures) total() float64 {
-	return f.DownloadFail + f.DigestMismatch + f.FlashFail + f.NeverFinish + f.GoOffline + f.SlowDownload
+	return f.DownloadFail + f.DigestMismatch + f.FlashFail + f.NeverFinish + f.GoOffline + f.SlowDownload + f.UpgradeFail
 }
 
 // Config describes a simulated fleet.
@@ -115,6 +120,10 @@ type Config struct {
 	LegacyRequest bool
 	// Failures injects failures; see Failures.
 	Failures Failures
+	// Plans fixes what the named devices do with every upgrade attempt,
+	// whatever Failures draws: a test that needs one particular device to
+	// hang or fail says so here. Every name must be one of the fleet's.
+	Plans map[string]Plan
 	// Seed makes failure injection reproducible.
 	Seed int64
 	// HTTPClient downloads images; default a client with a 10 minute timeout.
@@ -196,7 +205,7 @@ func (c *Config) validate() error {
 		seen[m.Name] = true
 	}
 	f := c.Failures
-	for _, r := range []float64{f.DownloadFail, f.DigestMismatch, f.FlashFail, f.NeverFinish, f.GoOffline, f.SlowDownload} {
+	for _, r := range []float64{f.DownloadFail, f.DigestMismatch, f.FlashFail, f.NeverFinish, f.GoOffline, f.SlowDownload, f.UpgradeFail} {
 		if r < 0 || r > 1 {
 			errs = append(errs, errors.New("failure rates must be within 0..1"))
 			break
@@ -205,7 +214,25 @@ func (c *Config) validate() error {
 	if f.total() > 1+1e-9 {
 		errs = append(errs, fmt.Errorf("failure rates sum to %.3f, more than 1", f.total()))
 	}
+	for name, p := range c.Plans {
+		if !c.isDeviceName(name) {
+			errs = append(errs, fmt.Errorf("plan for %q: no such device in this fleet", name))
+		}
+		if !knownPlans[p] {
+			errs = append(errs, fmt.Errorf("plan %q for %q: unknown plan", p, name))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// isDeviceName reports whether name is one of the fleet's device names.
+func (c *Config) isDeviceName(name string) bool {
+	idx, ok := strings.CutPrefix(name, c.NamePrefix)
+	if !ok {
+		return false
+	}
+	i, err := strconv.Atoi(idx)
+	return err == nil && i >= 0 && i < c.Devices && c.deviceName(i) == name
 }
 
 // deviceName is the name of device i: prefix plus the index, zero-padded
@@ -222,7 +249,8 @@ func (c *Config) deviceName(i int) string {
 // Plan is what a device does with one upgrade attempt.
 type Plan string
 
-// Plans, in the order their rates are laid out on [0, 1).
+// Plans, in the order their rates are laid out on [0, 1). UpgradeFail
+// came last so that adding it moved no device's plan for a given seed.
 const (
 	PlanSucceed        Plan = "succeed"
 	PlanDownloadFail   Plan = "download_fail"
@@ -231,10 +259,20 @@ const (
 	PlanNeverFinish    Plan = "never_finish"
 	PlanGoOffline      Plan = "go_offline"
 	PlanSlowDownload   Plan = "slow_download"
+	PlanUpgradeFail    Plan = "upgrade_fail"
 )
 
-// plan maps a device's draw for an attempt onto the failure rates.
+var knownPlans = map[Plan]bool{
+	PlanSucceed: true, PlanDownloadFail: true, PlanDigestMismatch: true, PlanFlashFail: true,
+	PlanNeverFinish: true, PlanGoOffline: true, PlanSlowDownload: true, PlanUpgradeFail: true,
+}
+
+// plan maps a device's draw for an attempt onto the failure rates, unless
+// Config.Plans fixes the device's plan.
 func (c *Config) plan(name string, attempt int) Plan {
+	if p, ok := c.Plans[name]; ok {
+		return p
+	}
 	if !c.Failures.Transient {
 		attempt = 0
 	}
@@ -246,6 +284,7 @@ func (c *Config) plan(name string, attempt int) Plan {
 	}{
 		{f.DownloadFail, PlanDownloadFail}, {f.DigestMismatch, PlanDigestMismatch}, {f.FlashFail, PlanFlashFail},
 		{f.NeverFinish, PlanNeverFinish}, {f.GoOffline, PlanGoOffline}, {f.SlowDownload, PlanSlowDownload},
+		{f.UpgradeFail, PlanUpgradeFail},
 	} {
 		if x < p.rate {
 			return p.plan

@@ -19,9 +19,10 @@ const (
 	OutcomeDownloadFailed Outcome = "download_failed"
 	OutcomeDigestMismatch Outcome = "digest_mismatch"
 	OutcomeFlashFailed    Outcome = "flash_failed"
-	OutcomeStuck          Outcome = "stuck"    // never finishes
-	OutcomeOffline        Outcome = "offline"  // went offline during the attempt
-	OutcomeRejected       Outcome = "rejected" // upgrade for a module the device lacks
+	OutcomeUpgradeFailed  Outcome = "upgrade_failed" // step -1 after a good download
+	OutcomeStuck          Outcome = "stuck"          // never finishes
+	OutcomeOffline        Outcome = "offline"        // went offline during the attempt
+	OutcomeRejected       Outcome = "rejected"       // upgrade for a module the device lacks
 )
 
 // device is one simulated device. Its fields after mu are guarded by it.
@@ -172,8 +173,12 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 			return
 		}
 	}
-	if plan == PlanDigestMismatch {
+	switch plan {
+	case PlanDigestMismatch:
 		d.finish(ctx, u.Module, protocol.StepVerifyFailed, "verify failed: "+string(u.SignMethod)+" mismatch (injected)", OutcomeDigestMismatch)
+		return
+	case PlanUpgradeFail:
+		d.finish(ctx, u.Module, protocol.StepFailed, "upgrade failed: injected failure", OutcomeUpgradeFailed)
 		return
 	}
 	if !d.report(ctx, u.Module, protocol.StepDone, "download complete") || !sleep(ctx, cfg.FlashDuration) {

@@ -9,7 +9,8 @@
 // progress (step 0 first, then percentages at most once per
 // ProgressInterval), "flashes", and informs the new version. Failures are
 // injected per device from a hash of (Seed, device name), so which device
-// fails and how never depends on timing; Fleet.Plan tells a test in advance.
+// fails and how never depends on timing; Fleet.Plan tells a test in advance,
+// and Config.Plans fixes the plan of particular devices.
 //
 // Two connection modes: one MQTT connection per device, as in the field, and
 // multiplexed, where a few connections carry thousands of devices each (the

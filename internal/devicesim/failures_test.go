@@ -2,6 +2,8 @@ package devicesim_test
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +154,97 @@ func TestConfigRefused(t *testing.T) {
 		if f, err := devicesim.Start(ctx, cfg); err == nil {
 			f.Stop()
 			t.Errorf("%s: Start accepted the config", name)
+		}
+	}
+}
+
+// TestUpgradeFailAndFixedPlans: an upgrade-fail device downloads, then
+// reports step -1; Config.Plans overrides the draw for the named devices on
+// every attempt.
+func TestUpgradeFailAndFixedPlans(t *testing.T) {
+	b := startBroker(t)
+	be := newBackend(t, b.URL)
+	ctx := testContext(t)
+	u, _ := imageServer(t, 8<<10, protocol.SignSHA256)
+	cfg := devicesim.Config{
+		Broker: b.URL, ProductKey: pk, Devices: 20, Seed: 3, ProgressInterval: time.Millisecond,
+		Failures: devicesim.Failures{UpgradeFail: 0.5, Transient: true},
+		Plans:    map[string]devicesim.Plan{"dev-000000": devicesim.PlanFlashFail, "dev-000001": devicesim.PlanSucceed},
+	}
+	fleet, err := devicesim.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Stop()
+	if err := fleet.WaitInformed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[devicesim.Outcome]int{}
+	for _, dn := range fleet.DeviceNames() {
+		switch fleet.Plan(dn) {
+		case devicesim.PlanUpgradeFail:
+			want[devicesim.OutcomeUpgradeFailed]++
+		case devicesim.PlanFlashFail:
+			want[devicesim.OutcomeFlashFailed]++
+		case devicesim.PlanSucceed:
+			want[devicesim.OutcomeSucceeded]++
+		default:
+			t.Fatalf("%s: plan %s, want only upgrade_fail, flash_fail (fixed) or succeed", dn, fleet.Plan(dn))
+		}
+		be.push(dn, u)
+	}
+	if want[devicesim.OutcomeUpgradeFailed] == 0 || want[devicesim.OutcomeFlashFailed] != 1 {
+		t.Fatalf("plans %v: the seed should give some upgrade failures and the fixed flash failure", want)
+	}
+	for i := range 4 {
+		if fleet.PlanAt("dev-000000", i) != devicesim.PlanFlashFail || fleet.PlanAt("dev-000001", i) != devicesim.PlanSucceed {
+			t.Fatalf("attempt %d: a fixed plan changed", i)
+		}
+	}
+	if err := fleet.Wait(ctx, func(s devicesim.Summary) bool {
+		return s.Outcomes[devicesim.OutcomeUpgrading] == 0 && s.Outcomes[devicesim.OutcomeIdle] == 0
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s := fleet.Summary(); !maps.Equal(s.Outcomes, want) || s.Downloads != 20 {
+		t.Fatalf("outcomes %v, want %v; every device downloads first:\n%s", s.Outcomes, want, s)
+	}
+	msgs := be.waitFor("every failure report", func(m []protocol.Message) bool {
+		n := 0
+		for _, p := range of(m, protocol.KindProgress, "") {
+			if p.Step < 0 {
+				n++
+			}
+		}
+		return n == 20-want[devicesim.OutcomeSucceeded]
+	})
+	for _, dn := range fleet.DeviceNames() {
+		if fleet.Plan(dn) != devicesim.PlanUpgradeFail {
+			continue
+		}
+		p := of(msgs, protocol.KindProgress, dn)
+		if last := p[len(p)-1]; last.Step != protocol.StepFailed || !strings.HasPrefix(last.Desc, "upgrade failed") {
+			t.Errorf("%s: last report %+v, want step -1 upgrade failed", dn, last)
+		}
+	}
+}
+
+func TestFixedPlansRefused(t *testing.T) {
+	ctx := testContext(t)
+	for name, plans := range map[string]map[string]devicesim.Plan{
+		"unknown device":    {"dev-000020": devicesim.PlanSucceed},
+		"other prefix":      {"cam-000001": devicesim.PlanSucceed},
+		"unpadded name":     {"dev-1": devicesim.PlanSucceed},
+		"unknown plan name": {"dev-000001": "explode"},
+	} {
+		cfg := devicesim.Config{Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 20, Plans: plans}
+		// The broker is unreachable: only validation can name the plan.
+		f, err := devicesim.Start(ctx, cfg)
+		if err == nil {
+			f.Stop()
+		}
+		if err == nil || !strings.Contains(err.Error(), "plan") {
+			t.Errorf("%s: Start(plans %v) = %v, want the plan refused", name, plans, err)
 		}
 	}
 }

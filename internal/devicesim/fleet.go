@@ -222,6 +222,10 @@ func (f *Fleet) DeviceNames() []string {
 // attempt (every attempt, unless Failures.Transient).
 func (f *Fleet) Plan(name string) Plan { return f.cfg.plan(name, 0) }
 
+// PlanAt returns what the named device will do with its attempt number
+// attempt, counted from 0: with Failures.Transient a retry draws anew.
+func (f *Fleet) PlanAt(name string, attempt int) Plan { return f.cfg.plan(name, attempt) }
+
 // DeviceStatus is one device's state.
 type DeviceStatus struct {
 	Name     string            `json:"name"`
