@@ -265,7 +265,10 @@ func (r *UpgradeBatchReconciler) patchStatus(ctx context.Context, orig, ub *otav
 	if equality.Semantic.DeepEqual(orig.Status, ub.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, ub, client.MergeFrom(orig)); err != nil {
+	// Guarded by the resourceVersion the status was computed from: a merge
+	// patch against a stale cached copy would leave out counters that went
+	// back to zero, and the server would keep their old values.
+	if err := r.Status().Patch(ctx, ub, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		log.FromContext(ctx).V(1).Info("Status patch failed", "error", err.Error())
 		return client.IgnoreNotFound(err)
 	}

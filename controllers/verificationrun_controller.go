@@ -220,14 +220,16 @@ func (r *VerificationRunReconciler) recordVerification(ctx context.Context, vr *
 	now := metav1.Now()
 	want.Run, want.Time = vr.Name, &now
 	fw.Status.Verification = want
-	return client.IgnoreNotFound(r.Status().Patch(ctx, fw, client.MergeFrom(orig)))
+	return client.IgnoreNotFound(r.Status().Patch(ctx, fw, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
 func (r *VerificationRunReconciler) patchStatus(ctx context.Context, orig, vr *otav1.VerificationRun) error {
 	if equality.Semantic.DeepEqual(orig.Status, vr.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, vr, client.MergeFrom(orig)))
+	// Guarded like the UpgradeBatch's: a stale cached copy must not hide
+	// counters that went back to zero.
+	return client.IgnoreNotFound(r.Status().Patch(ctx, vr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
 // SetupWithManager registers the reconciler.

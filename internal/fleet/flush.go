@@ -96,7 +96,7 @@ func releasable(c *campaign) bool {
 func (c *campaign) release() {
 	c.sliceCount = len(c.slices)
 	c.tasks, c.slices, c.queue, c.waveStats = map[string]*task{}, nil, nil, nil
-	c.released = true
+	c.released, c.scanned = true, false
 }
 
 func allCreated(c *campaign) bool {

@@ -186,7 +186,8 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 // advance moves a campaign along: it applies the schedule's end and the
 // abort policy, and starts the next wave when the current one is done.
 func (e *Engine) advance(c *campaign, now time.Time) {
-	if !c.selected || now.Before(c.spec.Start) {
+	// A released batch is over and has dropped its tasks and wave counts.
+	if !c.selected || c.released || now.Before(c.spec.Start) {
 		return
 	}
 	if !c.spec.End.IsZero() && !now.Before(c.spec.End) && !c.endApplied {

@@ -46,6 +46,7 @@ func TestScenarios(t *testing.T) {
 		{"GrayPercent", scenarioGray},
 		{"WavesPauseAndPromote", scenarioWavesPromote},
 		{"AbortThreshold", scenarioAbort},
+		{"CanceledBetweenWaves", scenarioCanceledWaves},
 		{"DynamicLateDevices", scenarioDynamic},
 		{"Overwrite", scenarioOverwrite},
 	}
@@ -455,4 +456,35 @@ func scenarioOverwrite(t *testing.T, l *lab.Lab) {
 			t.Errorf("%s: version %s after %d attempts, want %s after 1", name, d.Versions["default"], d.Attempts, want)
 		}
 	}
+}
+
+// A batch canceled before its last wave, once the engine released its
+// tasks, must not stop the engine: a later batch completes.
+func scenarioCanceledWaves(t *testing.T, l *lab.Lab) {
+	s := newScene(t, l, "cancelwaves")
+	f := s.startFleet(devicesim.Config{Devices: 10})
+	fw := s.firmware("2.0.0")
+	ub := s.batch("waves", fw, func(sp *otav1.UpgradeBatchSpec) {
+		sp.Waves = []otav1.Wave{{Percent: 50, Pause: &otav1.WavePause{}}, {Percent: 100}}
+	})
+	s.wait(ub, "the pause after wave 1", waitLong, func(b *otav1.UpgradeBatch) bool { return b.Status.Phase == otav1.BatchPaused })
+	s.update(ub, func(sp *otav1.UpgradeBatchSpec) { sp.Cancel = &otav1.CancelPolicy{} })
+	s.wait(ub, "the cancel", waitLong, func(b *otav1.UpgradeBatch) bool { return b.Status.Phase == otav1.BatchCanceled })
+	var canceled string // a device of wave 2, never pushed
+	for _, name := range f.DeviceNames() {
+		if s.deviceState(f, name).Attempts == 0 {
+			canceled = name
+		}
+	}
+	// A finished static batch's tasks leave the engine's memory once they
+	// are written: the canceled device then has no task to show.
+	if err := lab.Poll(s.ctx, waitLong, func() (bool, error) {
+		tasks, _ := l.Parts.Engine.DeviceTasks(s.pk, canceled)
+		return len(tasks) == 0, nil
+	}); err != nil {
+		t.Fatalf("the canceled batch's tasks were never released: %v", err)
+	}
+	next := s.batch("next", fw, nil)
+	s.wait(next, "a later batch to complete", waitLong, lab.Finished)
+	s.wantCounts(next, otav1.TaskCounts{Total: 5, Succeeded: 5})
 }
