@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/otafleet/otafleet/internal/mqtt"
 	"github.com/otafleet/otafleet/internal/operator"
 	"github.com/otafleet/otafleet/internal/testserver"
 )
@@ -43,6 +44,11 @@ type Options struct {
 }
 
 // Lab is a running control plane, broker, storage and manager.
+//
+// The manager can be stopped and started again (RestartManager) against the
+// same control plane, broker and storage, as a new leader takes over after a
+// crash or a rollout of the operator. Parts then points to the new
+// manager's components; a Lab is not safe for concurrent use while it does.
 type Lab struct {
 	ControlPlane *testserver.ControlPlane
 	// Broker is the embedded broker (nil with Options.Mosquitto);
@@ -51,14 +57,23 @@ type Lab struct {
 	Mosquitto *testserver.Mosquitto
 	BrokerURL string
 	Storage   *testserver.MinIO
-	Parts     *operator.Components
-	Options   operator.Options
+	// Parts are the running manager's components (the last one's once it
+	// stopped).
+	Parts   *operator.Components
+	Options operator.Options
 
-	cancel  context.CancelFunc
-	mgrDone chan error
+	run *managerRun
 }
 
-// Start brings everything up and returns once the rollout engine is ready.
+// managerRun is one run of the manager, from StartManager to StopManager.
+type managerRun struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed once mgr.Start returned
+	err    error         // what mgr.Start returned; read after done
+}
+
+// Start brings everything up and returns once the rollout engine is ready
+// and the MQTT gateway is subscribed.
 func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	l := &Lab{}
 	defer func() {
@@ -83,17 +98,83 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 		Engine: o.Engine,
 	}
 	ctrl.SetLogger(o.Log)
+	return l, l.StartManager(ctx)
+}
+
+// StartManager starts a manager (controllers, MQTT gateway, rollout engine)
+// with l.Options against the lab's control plane, broker and storage, and
+// returns once its engine has rebuilt the fleet state from the slices and
+// its gateway is subscribed, that is, once it takes work. It fails if a
+// manager is running.
+//
+// Several managers can run one after another in a process: operator
+// replaces the previous manager's metrics collectors and skips the
+// controller name check. The lab runs without leader election; the MQTT
+// client ID is the same for every run, so the new manager takes over the
+// persistent session, with the device reports the broker queued meanwhile.
+func (l *Lab) StartManager(ctx context.Context) error {
+	if l.run != nil {
+		return errors.New("a manager is already running; stop it first")
+	}
 	mgr, err := operator.NewManager(l.ControlPlane.Config, l.Options)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if l.Parts, err = operator.Setup(mgr, l.Options); err != nil {
-		return nil, err
+	parts, err := operator.Setup(mgr, l.Options)
+	if err != nil {
+		return err
 	}
 	mctx, cancel := context.WithCancel(context.Background())
-	l.cancel, l.mgrDone = cancel, make(chan error, 1)
-	go func() { l.mgrDone <- mgr.Start(mctx) }()
-	return l, l.waitReady(ctx)
+	r := &managerRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = mgr.Start(mctx)
+	}()
+	l.Parts, l.run = parts, r
+	return l.waitReady(ctx, r)
+}
+
+// StopManager stops the running manager the way a SIGTERM does: it cancels
+// the manager's context and waits until mgr.Start returned (the engine has
+// written what was pending and the gateway has left the broker, leaving
+// unacknowledged device reports queued in its session). It returns the
+// manager's error, if it stopped with one. Without a running manager it
+// does nothing.
+func (l *Lab) StopManager(ctx context.Context) error {
+	r := l.run
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("the manager did not stop: %w", ctx.Err())
+	}
+	l.run = nil
+	// mgr.Start also returns when runnables outlive the graceful shutdown
+	// timeout. A gateway still connected would fight the next one over the
+	// client ID (the broker drops the older connection, which reconnects),
+	// so make sure it is gone.
+	if err := l.Parts.Gateway.WaitFor(ctx, func(s mqtt.ConnectionState) bool { return !s.Connected }); err != nil {
+		return fmt.Errorf("the stopped manager's MQTT client is still connected: %w", err)
+	}
+	if r.err != nil {
+		return fmt.Errorf("the manager stopped with an error: %w", r.err)
+	}
+	return nil
+}
+
+// RestartManager stops the running manager and starts a new one against
+// the same control plane, broker and storage (StopManager, then
+// StartManager): what happens when the operator's pod is replaced. It
+// returns once the new engine has rebuilt its state and takes work; Parts
+// then points to the new manager's components.
+func (l *Lab) RestartManager(ctx context.Context) error {
+	if err := l.StopManager(ctx); err != nil {
+		return err
+	}
+	return l.StartManager(ctx)
 }
 
 func (l *Lab) startBroker(ctx context.Context, o Options) (err error) {
@@ -110,33 +191,36 @@ func (l *Lab) startBroker(ctx context.Context, o Options) (err error) {
 	return err
 }
 
-func (l *Lab) waitReady(ctx context.Context) error {
+func (l *Lab) waitReady(ctx context.Context, r *managerRun) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for !l.Parts.Engine.Ready() {
+	for !l.ready() {
 		select {
-		case err := <-l.mgrDone:
-			return fmt.Errorf("the manager stopped: %w", err)
+		case <-r.done:
+			return fmt.Errorf("the manager stopped: %w", r.err)
 		case <-ctx.Done():
-			return errors.New("the rollout engine did not become ready within 2 minutes")
+			return fmt.Errorf("the manager did not take work within 2 minutes (engine ready %t, MQTT %+v)",
+				l.Parts.Engine.Ready(), l.Parts.Gateway.State())
 		case <-t.C:
 		}
 	}
 	return nil
 }
 
+// ready: the engine rebuilt its state and the gateway receives device
+// reports.
+func (l *Lab) ready() bool {
+	s := l.Parts.Gateway.State()
+	return l.Parts.Engine.Ready() && s.Connected && s.Subscribed
+}
+
 // Stop stops the manager and the servers, and removes their data.
 func (l *Lab) Stop() {
-	if l.cancel != nil {
-		l.cancel()
-		select {
-		case err := <-l.mgrDone:
-			_ = err // the manager's error on the way out is of no use now
-		case <-time.After(30 * time.Second):
-		}
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_ = l.StopManager(ctx) // the manager's error on the way out is of no use now
+	cancel()
 	if l.Storage != nil {
 		_ = l.Storage.Stop()
 	}
