@@ -92,7 +92,11 @@ type Engine struct {
 	readyCh   chan struct{}
 	outbox    chan []outgoing
 	listener  func(DeviceTask)
+	stopped   chan struct{}
 }
+
+// Stopped is closed once Start returned: nothing is published after it.
+func (e *Engine) Stopped() <-chan struct{} { return e.stopped }
 
 // New returns an engine that writes slices with c and rebuilds from reader
 // (an uncached reader is best: the engine holds the state itself).
@@ -110,6 +114,7 @@ func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner,
 		wake:        make(chan struct{}, 1),
 		readyCh:     make(chan struct{}),
 		outbox:      make(chan []outgoing, 64),
+		stopped:     make(chan struct{}),
 	}
 }
 
@@ -187,8 +192,12 @@ func (e *Engine) Upsert(s Spec) (Status, error) {
 		c.product = pr
 		pr.campaigns[c] = struct{}{}
 	}
+	first := !c.hasSpec
 	c.setSpec(s)
 	now := e.now()
+	if first {
+		e.settleLoaded(c, now)
+	}
 	if s.SelectionComplete {
 		c.selected, c.selectionFlushed = true, true
 	}
@@ -246,4 +255,20 @@ func (e *Engine) SetPublisher(p Publisher) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.pub = p
+}
+
+// settleLoaded: a campaign rebuilt from its slices learns its target only
+// with its first Upsert; devices that informed the target meanwhile (their
+// inventory version says so) succeeded.
+func (e *Engine) settleLoaded(c *campaign, now time.Time) {
+	for _, t := range c.tasks {
+		if t.dev.task != t || !t.state.Active() {
+			continue
+		}
+		if v, ok := t.dev.version(c.spec.Module); ok && v == c.spec.Target {
+			t.step = 100
+			e.finish(t, otav1.TaskSucceeded, "", "", now)
+			e.stats.Succeeded++
+		}
+	}
 }

@@ -21,6 +21,7 @@ const scanInterval = time.Second
 // Start rebuilds the state from the slices, then runs the push and flush
 // loops until ctx ends. It is a manager Runnable that needs leadership.
 func (e *Engine) Start(ctx context.Context) error {
+	defer close(e.stopped)
 	start := time.Now()
 	if err := e.rebuild(ctx); err != nil {
 		return err

@@ -66,7 +66,9 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 		d.lastSeen = now.Unix()
 		e.markDevice(d)
 	}
-	if t := d.task; t != nil && t.c.spec.Module == m.Module {
+	// A campaign rebuilt from its slices knows its target only once its
+	// reconciler upserted it; settleLoaded then looks at the version.
+	if t := d.task; t != nil && t.c.hasSpec && t.c.spec.Module == m.Module {
 		switch {
 		case m.Version == t.c.spec.Target:
 			t.step = 100

@@ -61,6 +61,11 @@ type Gateway struct {
 	started atomic.Bool
 	log     atomic.Pointer[logr.Logger]
 	pushID  atomic.Int64
+	// StayFor, when set, keeps the connection open after ingest stopped
+	// until it is closed (30 s at most): the engine's last pushes still go
+	// out, and a push cut off mid-flight would be sent twice by the next
+	// leader. Unacknowledged device reports stay queued in the session.
+	StayFor <-chan struct{}
 
 	mu      sync.Mutex
 	state   ConnectionState
@@ -153,6 +158,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.client.Connect() // with ConnectRetry the token only completes once connected; onConnect does the rest
 	g.consume(ctx)
 	close(g.done)
+	if g.StayFor != nil {
+		select {
+		case <-g.StayFor:
+		case <-time.After(30 * time.Second):
+		}
+	}
 	g.client.Disconnect(250)
 	g.setState(func(s *ConnectionState) { s.Connected, s.Subscribed = false, false })
 	log.Info("Disconnected from the MQTT broker")

@@ -49,6 +49,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 		return nil, err
 	}
 	engine.SetPublisher(gw)
+	gw.StayFor = engine.Stopped()
 	if err := registry.Register(fleet.NewCollector(engine)); err != nil {
 		return nil, err
 	}

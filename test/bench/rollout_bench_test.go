@@ -146,6 +146,7 @@ func rollout(b *testing.B, v variant) {
 	}
 	stage("engine %+v", after)
 	stage("gateway %+v", gwAfter)
+	r.stopTime, r.resyncTime = failover(b, l, ns, n)
 	sim.stop()
 	stopLab()
 
@@ -175,6 +176,7 @@ type report struct {
 	deviceLag                bool
 	brokerTime, apiTime      time.Duration
 	storageTime              time.Duration
+	stopTime, resyncTime     time.Duration
 	brokerMessages           int64
 	rawRate                  float64
 }
@@ -204,6 +206,8 @@ func (r *report) print(b *testing.B) {
 	fmt.Fprintf(&w, "  status lag, engine applied -> status    p50 %s, p99 %s\n", r.engineLag50.Round(time.Millisecond), r.engineLag99.Round(time.Millisecond))
 	fmt.Fprintf(&w, "  peak heap (%s)%s %d MiB; %d MiB before the devices came: %.0f B per tracked device\n",
 		heapOf, strings.Repeat(" ", max(1, 25-len(heapOf))), r.heap>>20, r.baseHeap>>20, float64(r.heap-min(r.heap, r.baseHeap))/n)
+	fmt.Fprintf(&w, "  failover: old manager stopped in %s; new one rebuilt %d devices and the batch from the slices in %s\n",
+		r.stopTime.Round(time.Millisecond), r.n, r.resyncTime.Round(time.Millisecond))
 	fmt.Fprintf(&w, "  floor: broker + simulator alone         %s (%d messages, %.0f/s)\n", r.brokerTime.Round(time.Millisecond), r.brokerMessages, float64(r.brokerMessages)/r.brokerTime.Seconds())
 	fmt.Fprintf(&w, "  floor: API server alone, same writes    %s\n", r.apiTime.Round(time.Millisecond))
 	if r.downloads {
@@ -218,6 +222,26 @@ func (r *report) print(b *testing.B) {
 	b.ReportMetric(r.walBytes/n, "wal-B/device")
 	b.ReportMetric(float64(r.heap-min(r.heap, r.baseHeap))/n, "heap-B/device")
 	b.ReportMetric(secs/floor.Seconds(), "x-floor")
+}
+
+// failover replaces the manager, as a new leader takes over, and times the
+// old one's stop and the new one's rebuild from the slices until its engine
+// is ready and shows the finished batch's counters. The lab runs without
+// leader election: the lease wait (up to its 15 s duration when the old
+// leader dies without releasing it) is not included.
+func failover(b *testing.B, l *lab.Lab, ns string, n int) (stop, resync time.Duration) {
+	ctx := context.Background()
+	t := time.Now()
+	must(b, l.StopManager(ctx))
+	stop = time.Since(t)
+	t = time.Now()
+	must(b, l.StartManager(ctx))
+	ref := otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "ub"}
+	must(b, lab.Poll(ctx, 2*time.Minute, func() (bool, error) {
+		st, ok := l.Parts.Engine.Status(ns, ref)
+		return ok && st.Counts.Succeeded == int64(n), nil
+	}))
+	return stop, time.Since(t)
 }
 
 func must(b *testing.B, err error) {
