@@ -142,8 +142,8 @@ func apiWrites(before, after sample) (total float64, byResource map[string]float
 		for _, m := range labelRE.FindAllStringSubmatch(series, -1) {
 			labels[m[1]] = m[2]
 		}
-		switch labels["verb"] {
-		case "CREATE", "PATCH", "UPDATE", "APPLY", "DELETE":
+		switch labels["verb"] { // the API server reports a create as POST
+		case "POST", "PUT", "PATCH", "APPLY", "DELETE":
 		default:
 			continue
 		}
@@ -155,6 +155,7 @@ func apiWrites(before, after sample) (total float64, byResource map[string]float
 		if s := labels["subresource"]; s != "" {
 			r += "/" + s
 		}
+		r += " " + labels["verb"]
 		byResource[r] += d
 		total += d
 	}
