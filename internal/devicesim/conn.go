@@ -10,6 +10,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/otafleet/otafleet/internal/mqtt"
 	"github.com/otafleet/otafleet/internal/protocol"
 )
 
@@ -49,6 +50,7 @@ func newConn(f *Fleet, id string) *conn {
 	if cfg.TLS != nil {
 		o.SetTLSConfig(cfg.TLS)
 	}
+	mqtt.UseBufferedConnections(o) // thousands of devices share a connection
 	c.client = paho.NewClient(o)
 	return c
 }

@@ -32,6 +32,15 @@ type Options struct {
 	// most once per interval. Status does not wait for it (it comes from
 	// memory); it bounds what a crash can lose.
 	FlushInterval time.Duration
+	// WriteRate is the slice writes per second the engine aims to stay
+	// under: after a flush of many slices the next one waits until the
+	// rate allows it (at most MaxFlushInterval), so that a rollout of many
+	// devices writes each slice fewer times instead of keeping the API
+	// server busy. Default 100.
+	WriteRate int
+	// MaxFlushInterval bounds that wait, and so what a crash can lose
+	// under load. Default 10 s.
+	MaxFlushInterval time.Duration
 	// TickInterval is how often pushes, timeouts and retries are handled.
 	TickInterval time.Duration
 	// MaxPushPerSecond caps pushes across all campaigns; 0 is no cap.
@@ -51,6 +60,12 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.FlushInterval == 0 {
 		o.FlushInterval = time.Second
+	}
+	if o.WriteRate == 0 {
+		o.WriteRate = 100
+	}
+	if o.MaxFlushInterval == 0 {
+		o.MaxFlushInterval = 10 * time.Second
 	}
 	if o.TickInterval == 0 {
 		o.TickInterval = 50 * time.Millisecond

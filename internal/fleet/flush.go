@@ -28,22 +28,32 @@ type writeJob struct {
 }
 
 func (e *Engine) flushLoop(ctx context.Context) {
-	t := time.NewTicker(e.opts.FlushInterval)
-	defer t.Stop()
+	wait := e.opts.FlushInterval
 	for {
 		select {
 		case <-ctx.Done():
 			return // Start writes the rest once the last tick is over
-		case <-t.C:
-			e.flush(ctx)
+		case <-time.After(wait):
+			start := time.Now()
+			wait = max(e.nextFlush(e.flush(ctx))-time.Since(start), 0)
 		}
 	}
+}
+
+// nextFlush is the wait after a flush of n writes: the flush interval, or
+// longer when n writes at WriteRate take longer, up to MaxFlushInterval.
+// Slices that change all the time (a large rollout) are then written once
+// per longer window instead of once a second each.
+func (e *Engine) nextFlush(n int) time.Duration {
+	byRate := time.Duration(n) * time.Second / time.Duration(e.opts.WriteRate)
+	return min(max(e.opts.FlushInterval, byRate), max(e.opts.FlushInterval, e.opts.MaxFlushInterval))
 }
 
 // Flush writes every dirty slice now; tests and shutdown use it.
 func (e *Engine) Flush(ctx context.Context) { e.flush(ctx) }
 
-func (e *Engine) flush(ctx context.Context) {
+// flush writes the dirty slices and returns how many writes it made.
+func (e *Engine) flush(ctx context.Context) int {
 	// One flush at a time: two writes of one slice in flight could land
 	// out of order and leave the older content.
 	e.flushMu.Lock()
@@ -52,7 +62,7 @@ func (e *Engine) flush(ctx context.Context) {
 	jobs := e.collectWrites()
 	e.mu.Unlock()
 	if len(jobs) == 0 {
-		return
+		return 0
 	}
 	var wg sync.WaitGroup
 	work := make(chan *writeJob)
@@ -81,6 +91,7 @@ func (e *Engine) flush(ctx context.Context) {
 		}
 	}
 	e.mu.Unlock()
+	return len(jobs)
 }
 
 // releasable: a finished static batch whose tasks are all written needs

@@ -139,6 +139,7 @@ func (g *Gateway) clientOptions() *paho.ClientOptions {
 	if g.cfg.TLS != nil {
 		o.SetTLSConfig(g.cfg.TLS)
 	}
+	UseBufferedConnections(o)
 	return o
 }
 

@@ -21,6 +21,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
+	"github.com/otafleet/otafleet/internal/mqtt"
 	"github.com/otafleet/otafleet/internal/protocol"
 	"github.com/otafleet/otafleet/internal/storage"
 	"github.com/otafleet/otafleet/internal/testserver"
@@ -57,6 +58,7 @@ func brokerAlone(b *testing.B, n int, queue int32, mosquitto bool) (time.Duratio
 	var done atomic.Int64
 	finished := make(chan struct{})
 	opts := paho.NewClientOptions().AddBroker(url).SetClientID("ceiling-backend").SetOrderMatters(false)
+	mqtt.UseBufferedConnections(opts) // as the operator's gateway does
 	backend := paho.NewClient(opts)
 	if tok := backend.Connect(); tok.Wait() && tok.Error() != nil {
 		b.Fatal(tok.Error())
@@ -96,7 +98,9 @@ func rawPublish(b *testing.B, count int, queue int32, mosquitto bool) float64 {
 	url, stopBroker := startBroker(b, queue, mosquitto)
 	defer stopBroker()
 	connect := func(id string) paho.Client {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).SetOrderMatters(false))
+		o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetOrderMatters(false)
+		mqtt.UseBufferedConnections(o)
+		c := paho.NewClient(o)
 		if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
 			b.Fatal(tok.Error())
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,7 @@ func rollout(b *testing.B, v variant) {
 
 	var peak atomic.Uint64
 	stopHeap := sampleHeap(&peak)
+	stopProfile := profile(b, v.name)
 	b.ResetTimer()
 	start := time.Now()
 	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "ub"), Spec: otav1.UpgradeBatchSpec{Firmware: fw.Name}}
@@ -115,11 +117,15 @@ func rollout(b *testing.B, v variant) {
 	}
 	stopTracking := track(n, sources...)
 	var statusSeen percentTimes
+	var mid uint64 // live heap halfway: every task is still held
 	last := time.Now()
 	must(b, l.WaitBatch(ctx, ub, 10*time.Minute, func(u *otav1.UpgradeBatch) bool {
 		return u.Status.Phase == otav1.BatchCompleted && u.Status.Counts.Succeeded == int64(n)
 	}, func(u *otav1.UpgradeBatch) {
 		statusSeen.mark(u.Status.Counts.Succeeded, n, time.Now())
+		if mid == 0 && 2*u.Status.Counts.Succeeded >= int64(n) {
+			mid = heapNow()
+		}
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			stage("%s: %+v", u.Status.Phase, u.Status.Counts)
@@ -127,14 +133,16 @@ func rollout(b *testing.B, v variant) {
 	}))
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	stopHeap()
+
 	seen := stopTracking()
 	l.Parts.Engine.Flush(ctx)
 	after, gwAfter := l.Parts.Engine.Stats(), l.Parts.Gateway.Stats()
 	serverAfter, err := counters.read(ctx)
 	must(b, err)
 
-	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base,
+	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base, liveHeap: mid,
 		writes: float64(after.Writes - before.Writes),
 		mqtt:   float64(gwAfter.Received - gwBefore.Received + gwAfter.Published - gwBefore.Published)}
 	r.apiWrites, r.apiByResource = apiWrites(serverBefore.api, serverAfter.api)
@@ -166,7 +174,7 @@ type report struct {
 	n                        int
 	mosquitto                bool
 	elapsed                  time.Duration
-	heap, baseHeap           uint64
+	heap, baseHeap, liveHeap uint64
 	writes, mqtt             float64
 	apiWrites                float64
 	apiByResource            map[string]float64
@@ -204,8 +212,10 @@ func (r *report) print(b *testing.B) {
 	fmt.Fprintf(&w, "  MQTT messages at the operator           %.0f (%.0f/s)\n", r.mqtt, r.mqtt/secs)
 	fmt.Fprintf(&w, "  status lag, device's inform -> status   %s\n", devLag)
 	fmt.Fprintf(&w, "  status lag, engine applied -> status    p50 %s, p99 %s\n", r.engineLag50.Round(time.Millisecond), r.engineLag99.Round(time.Millisecond))
-	fmt.Fprintf(&w, "  peak heap (%s)%s %d MiB; %d MiB before the devices came: %.0f B per tracked device\n",
-		heapOf, strings.Repeat(" ", max(1, 25-len(heapOf))), r.heap>>20, r.baseHeap>>20, float64(r.heap-min(r.heap, r.baseHeap))/n)
+	fmt.Fprintf(&w, "  heap (%s)%s peak %d MiB, live halfway %d MiB, before the devices %d MiB:\n",
+		heapOf, strings.Repeat(" ", max(1, 30-len(heapOf))), r.heap>>20, r.liveHeap>>20, r.baseHeap>>20)
+	fmt.Fprintf(&w, "                                          %.0f B per tracked device live, %.0f B at the peak\n",
+		perDevice(r.liveHeap, r.baseHeap, n), perDevice(r.heap, r.baseHeap, n))
 	fmt.Fprintf(&w, "  failover: old manager stopped in %s; new one rebuilt %d devices and the batch from the slices in %s\n",
 		r.stopTime.Round(time.Millisecond), r.n, r.resyncTime.Round(time.Millisecond))
 	fmt.Fprintf(&w, "  floor: broker + simulator alone         %s (%d messages, %.0f/s)\n", r.brokerTime.Round(time.Millisecond), r.brokerMessages, float64(r.brokerMessages)/r.brokerTime.Seconds())
@@ -220,8 +230,24 @@ func (r *report) print(b *testing.B) {
 	b.ReportMetric(n/secs, "devices/s")
 	b.ReportMetric(r.apiWrites/n, "api-writes/device")
 	b.ReportMetric(r.walBytes/n, "wal-B/device")
-	b.ReportMetric(float64(r.heap-min(r.heap, r.baseHeap))/n, "heap-B/device")
+	b.ReportMetric(perDevice(r.liveHeap, r.baseHeap, n), "live-heap-B/device")
 	b.ReportMetric(secs/floor.Seconds(), "x-floor")
+}
+
+// profile writes a CPU profile of the rollout (not of the floors) to
+// $BENCH_CPUPROFILE-<variant> when BENCH_CPUPROFILE is set.
+func profile(b *testing.B, name string) (stop func()) {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path + "-" + name)
+	must(b, err)
+	must(b, pprof.StartCPUProfile(f))
+	return func() {
+		pprof.StopCPUProfile()
+		must(b, f.Close())
+	}
 }
 
 // failover replaces the manager, as a new leader takes over, and times the
@@ -242,6 +268,10 @@ func failover(b *testing.B, l *lab.Lab, ns string, n int) (stop, resync time.Dur
 		return ok && st.Counts.Succeeded == int64(n), nil
 	}))
 	return stop, time.Since(t)
+}
+
+func perDevice(heap, base uint64, n float64) float64 {
+	return float64(heap-min(heap, base)) / n
 }
 
 func must(b *testing.B, err error) {
