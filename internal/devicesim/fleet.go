@@ -57,7 +57,9 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		f.st.versions = append(f.st.versions, map[string]int{m.Version: cfg.Devices})
 	}
 	for i := range cfg.Connections {
-		id := fmt.Sprintf("%smux-%s-%d", cfg.ClientIDPrefix, cfg.ProductKey, i)
+		// The name prefix too: two fleets of one product (devices that come
+		// later) must not take each other's connections over.
+		id := fmt.Sprintf("%smux-%s-%s%d", cfg.ClientIDPrefix, cfg.ProductKey, cfg.NamePrefix, i)
 		if cfg.Mode == PerDevice {
 			id = cfg.ClientIDPrefix + cfg.ProductKey + "." + cfg.deviceName(i)
 		}

@@ -125,10 +125,9 @@ func TestRepushOnReconnect(t *testing.T) {
 	st := v.waitFor("b", "completion", completed)
 	v.sim.mu.Lock()
 	defer v.sim.mu.Unlock()
-	if st.Counts.Succeeded != 1 || v.sim.pushes["sleepy"] != 2 {
+	// The counts, not st.Devices: a finished batch may already have
+	// released its tasks once they were written.
+	if st.Counts.Total != 1 || st.Counts.Succeeded != 1 || v.sim.pushes["sleepy"] != 2 {
 		t.Fatalf("counts %+v after %d pushes", st.Counts, v.sim.pushes["sleepy"])
-	}
-	if st.Devices[0].State != otav1.TaskSucceeded {
-		t.Fatalf("device %+v", st.Devices[0])
 	}
 }

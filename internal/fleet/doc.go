@@ -12,9 +12,11 @@
 // a snapshot under the lock and run outside it.
 //
 // Writes are coalesced: a change marks its slice dirty and the flush loop
-// writes each dirty slice at most once per flush interval, so a device
+// writes each dirty slice at most once per flush window (1 s, growing to
+// 10 s when a flush made more writes than 100 a second allow), so a device
 // upgrade costs a small fraction of one API write however many messages it
-// sends. Slices are rebuilt into memory when the engine starts (or a new
+// sends. The window is what a crash can lose; devices' later reports,
+// re-pushes and timeouts recover it. Slices are rebuilt into memory when the engine starts (or a new
 // leader takes over), and UpgradeSlices are the record of truth for tasks:
 // the device locks are derived from their active tasks.
 package fleet
