@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
@@ -90,11 +91,17 @@ func TestMultiModuleEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = fleet.Wait(ctx, func(s devicesim.Summary) bool {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = fleet.Wait(wctx, func(s devicesim.Summary) bool {
 		return s.Versions["wifi"]["1.1.0"] == n && s.Versions["mcu"]["2.2.0"] == n
 	})
 	if err != nil {
-		t.Fatalf("fleet did not reach wifi 1.1.0 / mcu 2.2.0: %v", err)
+		for _, b := range batches {
+			_ = c.Get(ctx, client.ObjectKeyFromObject(b), b)
+		}
+		t.Fatalf("fleet did not reach wifi 1.1.0 / mcu 2.2.0: %v\nfleet %s\nwifi %+v\nmcu %+v", err,
+			fleet.Summary().Line(), batches["wifi"].Status, batches["mcu"].Status)
 	}
 	if err := l.WaitBatch(ctx, batches["mcu"], 30*time.Second, func(b *otav1.UpgradeBatch) bool {
 		return b.Status.Counts.Succeeded == n
