@@ -80,6 +80,29 @@ func TestMultiModuleScenario(t *testing.T) {
 	}
 }
 
+// The device's reboot reports can be handled in any order: when its report
+// of the other module came before the WiFi success, the MCU batch takes
+// the device when the WiFi success frees it, without another report.
+func TestFreedDeviceOfferedToOtherModules(t *testing.T) {
+	v := newEnv(t)
+	v.devices(upgrades, map[string]string{"wifi": "1.0.0", "mcu": "2.0.0"}, "dev")
+	wifi := v.spec("wifi", "wifi", "1.1.0")
+	wifi.Dynamic, wifi.SourceVersions = true, []string{"1.0.0"}
+	mcu := v.spec("mcu", "mcu", "2.2.0")
+	mcu.Dynamic, mcu.SourceVersions = true, []string{"2.0.0"}
+	v.upsert(wifi)
+	v.upsert(mcu)
+	st := v.waitFor("mcu", "MCU upgraded", func(s Status) bool { return s.Counts.Succeeded == 1 })
+	if st.Counts.Failed != 0 || st.Counts.Total != 1 {
+		t.Fatalf("MCU batch: %+v", st.Counts)
+	}
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
+	if m := v.sim.modules["dev"]; m["wifi"] != "1.1.0" || m["mcu"] != "2.2.0" {
+		t.Fatalf("device ends at %v", m)
+	}
+}
+
 // A restart in the middle of a rollout: the new engine rebuilds from the
 // slices and every device ends in the right state with exact counters.
 func TestRestartMidRollout(t *testing.T) {

@@ -66,6 +66,7 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 		d.lastSeen = now.Unix()
 		e.markDevice(d)
 	}
+	freed := false
 	// A campaign rebuilt from its slices knows its target only once its
 	// reconciler upserted it; settleLoaded then looks at the version.
 	if t := d.task; t != nil && t.c.hasSpec && t.c.spec.Module == m.Module {
@@ -74,6 +75,7 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 			t.step = 100
 			e.finish(t, otav1.TaskSucceeded, "", "", now)
 			e.stats.Succeeded++
+			freed = true
 		case t.state == otav1.TaskNotified && now.UnixMilli()-t.notified >= e.opts.RepushAfter.Milliseconds():
 			// The device (re)connected without having seen the push: it
 			// was offline, and devices do not keep a session. Push again;
@@ -86,12 +88,17 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	}
 	// Dynamic campaigns look at every report of a free device, not only at
 	// changes: a device that was busy reports its versions again once its
-	// other upgrade is done, and that is when it is taken.
-	if d.task != nil || (!changed && !isNew && !e.hasDynamic(pr)) {
+	// other upgrade is done, and that is when it is taken. A device this
+	// report freed is offered to the campaigns of every module, on the
+	// versions it reported last: after a reboot its reports of the other
+	// modules may have been handled before this one (the broker does not
+	// keep their order across the gateway's workers), and it will not
+	// send them again.
+	if d.task != nil || (!changed && !isNew && !freed && !e.hasDynamic(pr)) {
 		return
 	}
 	for c := range pr.campaigns {
-		if c.spec.Dynamic && c.hasSpec && c.selected && c.spec.Module == m.Module {
+		if c.spec.Dynamic && c.hasSpec && c.selected && (freed || c.spec.Module == m.Module) {
 			e.consider(c, d, now)
 		}
 	}
