@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -114,20 +112,10 @@ func dataDir(c config) (string, func(), error) {
 }
 
 func bootFleet(ctx context.Context, l *lab.Lab, c config) (*devicesim.Fleet, error) {
-	cl := l.Client()
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
-		return nil, err
-	}
 	prod := &otav1.Product{ObjectMeta: lab.ObjectMeta(namespace, "smart-plug"),
 		Spec: otav1.ProductSpec{ProductKey: productKey, DisplayName: "Smart plug", Modules: []string{"wifi", "mcu"}}}
-	if err := cl.Create(ctx, prod); err != nil {
+	if err := l.CreateProduct(ctx, prod); err != nil {
 		return nil, err
-	}
-	if err := lab.Poll(ctx, 30*time.Second, func() (bool, error) {
-		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: namespace, Name: prod.Name})
-		return ok, nil
-	}); err != nil {
-		return nil, errors.New("the engine did not register the product")
 	}
 	say("Booting %d simulated smart plugs (wifi 1.0.0, mcu 2.0.0)", c.devices)
 	fleet, err := devicesim.Start(ctx, devicesim.Config{

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +18,28 @@ import (
 
 // Client is the lab's Kubernetes client.
 func (l *Lab) Client() client.Client { return l.ControlPlane.Client }
+
+// CreateProduct creates the Product (and its namespace, unless it exists)
+// and waits until the rollout engine has registered its product key, so
+// that devices of that key are taken in from then on.
+func (l *Lab) CreateProduct(ctx context.Context, p *otav1.Product) error {
+	c := l.Client()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Namespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if err := c.Create(ctx, p); err != nil {
+		return err
+	}
+	err := Poll(ctx, time.Minute, func() (bool, error) {
+		_, ok := l.Parts.Engine.ProductKeyOf(client.ObjectKeyFromObject(p))
+		return ok, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the engine did not register product %s: %w", p.Spec.ProductKey, err)
+	}
+	return nil
+}
 
 // PushFirmware creates a Firmware with an upload source and uploads image
 // through the pre-signed URL the controller publishes, the way

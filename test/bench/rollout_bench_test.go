@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -77,12 +74,7 @@ func rollout(b *testing.B, v variant) {
 	defer stopLab()
 	c := l.Client()
 	const ns, pk = "bench", "benchkey"
-	must(b, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	must(b, c.Create(ctx, &otav1.Product{ObjectMeta: lab.ObjectMeta(ns, "p"), Spec: otav1.ProductSpec{ProductKey: pk}}))
-	must(b, lab.Poll(ctx, 30*time.Second, func() (bool, error) {
-		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: "p"})
-		return ok, nil
-	}))
+	must(b, l.CreateProduct(ctx, &otav1.Product{ObjectMeta: lab.ObjectMeta(ns, "p"), Spec: otav1.ProductSpec{ProductKey: pk}}))
 	base := heapNow()
 	t0 := time.Now()
 	sim, err := startSimulator(ctx, devicesim.Config{Broker: l.BrokerURL, ProductKey: pk, Devices: n, NamePrefix: "dev-",

@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,19 +43,9 @@ func newScene(t *testing.T, l *lab.Lab, name string) *scene {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	s := &scene{t: t, l: l, ctx: ctx, ns: "sc-" + name, pk: "pk" + name}
-	c := l.Client()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}); err != nil {
-		t.Fatal(err)
-	}
 	prod := &otav1.Product{ObjectMeta: lab.ObjectMeta(s.ns, "plug"), Spec: otav1.ProductSpec{ProductKey: s.pk}}
-	if err := c.Create(ctx, prod); err != nil {
+	if err := l.CreateProduct(ctx, prod); err != nil {
 		t.Fatal(err)
-	}
-	if err := lab.Poll(ctx, waitLong, func() (bool, error) {
-		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: s.ns, Name: "plug"})
-		return ok, nil
-	}); err != nil {
-		t.Fatalf("the engine never registered product %s: %v", s.pk, err)
 	}
 	return s
 }

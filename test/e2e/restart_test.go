@@ -13,9 +13,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -55,18 +52,9 @@ func TestRestartMidRollout(t *testing.T) {
 	defer l.Stop()
 	c := l.Client()
 	const ns, pk, n = "restart", "restartplug", 2000
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
 	prod := &otav1.Product{ObjectMeta: lab.ObjectMeta(ns, "plug"), Spec: otav1.ProductSpec{ProductKey: pk}}
-	if err := c.Create(ctx, prod); err != nil {
+	if err := l.CreateProduct(ctx, prod); err != nil {
 		t.Fatal(err)
-	}
-	if err := lab.Poll(ctx, 30*time.Second, func() (bool, error) {
-		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: "plug"})
-		return ok, nil
-	}); err != nil {
-		t.Fatalf("the engine never registered the product: %v", err)
 	}
 
 	fleet, err := devicesim.Start(ctx, devicesim.Config{

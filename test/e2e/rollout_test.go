@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -31,18 +29,9 @@ func TestRolloutEndToEnd(t *testing.T) {
 	defer l.Stop()
 	c := l.Client()
 	const ns, pk = "e2e", "e2eplug"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
 	prod := &otav1.Product{ObjectMeta: lab.ObjectMeta(ns, "plug"), Spec: otav1.ProductSpec{ProductKey: pk}}
-	if err := c.Create(ctx, prod); err != nil {
+	if err := l.CreateProduct(ctx, prod); err != nil {
 		t.Fatal(err)
-	}
-	if err := lab.Poll(ctx, 30*time.Second, func() (bool, error) {
-		_, ok := l.Parts.Engine.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: "plug"})
-		return ok, nil
-	}); err != nil {
-		t.Fatalf("the engine never registered the product: %v", err)
 	}
 
 	fleet, err := devicesim.Start(ctx, devicesim.Config{
