@@ -1,10 +1,11 @@
 package appapi
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	shared "github.com/otafleet/otafleet/internal/metrics"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -29,22 +30,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return prometheus.Opts{Namespace: ns, Subsystem: sub, Name: name, Help: help}
 	}
 	m := &metrics{}
-	m.requests = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
+	m.requests = shared.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
 		"App API requests answered, by endpoint and status code.")), []string{"endpoint", "code"}))
-	m.duration = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.duration = shared.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
 		Help:    "Time to answer App API requests (streams excluded), by endpoint.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8), // 0.5 ms .. 8 s
 	}, []string{"endpoint"}))
-	m.authFailures = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("auth_failures_total",
+	m.authFailures = shared.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("auth_failures_total",
 		"Requests refused for their bearer token, by reason (missing, expired, invalid).")), []string{"reason"}))
-	m.rateLimited = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("rate_limited_total",
+	m.rateLimited = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("rate_limited_total",
 		"Requests refused because their user exceeded the rate limit."))))
-	m.streams = register(reg, prometheus.NewGauge(prometheus.GaugeOpts(opts("streams",
+	m.streams = shared.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts(opts("streams",
 		"Progress streams open now."))))
-	m.streamEvents = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("stream_events_total",
+	m.streamEvents = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("stream_events_total",
 		"Progress events written to streams."))))
-	m.overflows = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("stream_overflows_total",
+	m.overflows = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("stream_overflows_total",
 		"Progress streams ended because the client did not keep up with its events."))))
 	for _, r := range []string{authMissing, authExpired, authInvalid} {
 		m.authFailures.WithLabelValues(r)
@@ -57,21 +58,4 @@ func (m *metrics) observe(endpoint string, code int, seconds float64) {
 	if seconds >= 0 {
 		m.duration.WithLabelValues(endpoint).Observe(seconds)
 	}
-}
-
-// register adds c to reg, or returns the collector already registered under
-// the same name, so that a second server in one process (tests) shares the
-// series instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// Only a programming error (conflicting help or labels) gets here.
-		panic(err)
-	}
-	return c
 }

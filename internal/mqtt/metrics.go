@@ -1,9 +1,9 @@
 package mqtt
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	shared "github.com/otafleet/otafleet/internal/metrics"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/otafleet/otafleet/internal/protocol"
@@ -42,32 +42,32 @@ func newMetrics(reg prometheus.Registerer, queueLen func() float64) *metrics {
 		return prometheus.Opts{Namespace: ns, Subsystem: sub, Name: name, Help: help}
 	}
 	m := &metrics{}
-	m.connected = register(reg, prometheus.NewGauge(prometheus.GaugeOpts(opts("connected",
+	m.connected = shared.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts(opts("connected",
 		"1 while the gateway is connected to the broker and subscribed, else 0."))))
-	m.connects = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("connects_total",
+	m.connects = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("connects_total",
 		"Successful connections to the broker, reconnections included."))))
-	m.connectionLost = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("connection_lost_total",
+	m.connectionLost = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("connection_lost_total",
 		"Connections to the broker lost unexpectedly."))))
-	received := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("messages_received_total",
+	received := shared.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("messages_received_total",
 		"Valid device messages received, by topic kind.")), []string{"kind"}))
 	for _, k := range []protocol.Kind{protocol.KindInform, protocol.KindProgress, protocol.KindFirmwareGet, protocol.KindRequest} {
 		m.received[k] = received.WithLabelValues(k.String())
 	}
-	m.rejected = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("messages_rejected_total",
+	m.rejected = shared.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("messages_rejected_total",
 		"Device messages refused as invalid, by reason.")), []string{"reason"}))
-	m.ignored = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("messages_ignored_total",
+	m.ignored = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("messages_ignored_total",
 		"The backend's own replies seen on the older request topic."))))
-	m.dropped = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("messages_dropped_total",
+	m.dropped = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("messages_dropped_total",
 		"QoS 0 device messages dropped because the queue was full."))))
-	m.fullWaits = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("queue_full_waits_total",
+	m.fullWaits = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("queue_full_waits_total",
 		"QoS 1 device messages that had to wait for room in the queue (backpressure)."))))
-	m.handlerPanics = register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("handler_panics_total",
+	m.handlerPanics = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("handler_panics_total",
 		"Batches whose handler panicked; the panic is recovered and logged."))))
-	register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("queue_length",
+	shared.Register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("queue_length",
 		"Device messages decoded and waiting for the handler.")), queueLen))
-	m.published = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("published_total",
+	m.published = shared.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts(opts("published_total",
 		"Messages published to devices, by kind and result.")), []string{"kind", "result"}))
-	m.publishLatency = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.publishLatency = shared.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: ns, Subsystem: sub, Name: "publish_duration_seconds",
 		Help:    "Time from publish to the broker's acknowledgement, by kind.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9), // 0.5 ms .. 33 s
@@ -79,21 +79,4 @@ func newMetrics(reg prometheus.Registerer, queueLen func() float64) *metrics {
 		m.rejected.WithLabelValues(string(r))
 	}
 	return m
-}
-
-// register adds c to reg, or returns the collector already registered under
-// the same name, so that a second gateway in one process (tests, the
-// playground) shares the series instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// Only a programming error (conflicting help or labels) gets here.
-		panic(err)
-	}
-	return c
 }
