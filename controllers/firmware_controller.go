@@ -234,10 +234,14 @@ func (r *FirmwareReconciler) reconcileDelete(ctx context.Context, s *firmwareSco
 // this controller derives from the Firmware are deleted: a source object
 // in someone else's bucket is never touched.
 func (r *FirmwareReconciler) deleteStoredObjects(ctx context.Context, fw *otav1.Firmware) error {
-	return errors.Join(
-		r.Store.Delete(ctx, r.Bucket, artifactKey(fw)),
-		r.Store.Delete(ctx, r.Bucket, uploadKey(fw)),
-	)
+	errs := []error{r.Store.Delete(ctx, r.Bucket, artifactKey(fw)), r.Store.Delete(ctx, r.Bucket, uploadKey(fw))}
+	// An image stored under the older key scheme is recorded in status;
+	// only that scheme's key of this very Firmware is deleted.
+	old := "firmware/" + fw.Namespace + "/" + fw.Name + "/" + string(fw.UID) + "/image.bin"
+	if a := fw.Status.Artifact; a != nil && a.Bucket == r.Bucket && a.Key == old {
+		errs = append(errs, r.Store.Delete(ctx, r.Bucket, a.Key))
+	}
+	return errors.Join(errs...)
 }
 
 // patchStatus writes the status once per reconcile, and only when it

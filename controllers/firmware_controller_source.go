@@ -21,9 +21,12 @@ import (
 // stay true for as long as the object exists: an uploader holding a still
 // valid PUT URL, or the owner of a source bucket, cannot swap the image
 // after it was checked. The UID keeps a re-created Firmware of the same
-// name from meeting the old image.
+// name from meeting the old image, and keeps the key short: it is part of
+// the download URL devices take, which must stay under 200 bytes. The
+// leading underscore keeps artifacts out of every namespace's own prefix
+// (namespace names never start with one).
 func artifactKey(fw *otav1.Firmware) string {
-	return fmt.Sprintf("firmware/%s/%s/%s/image.bin", fw.Namespace, fw.Name, fw.UID)
+	return fmt.Sprintf("_img/%s.bin", fw.UID)
 }
 
 // uploadKey is where the pre-signed PUT URL of an upload source points.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,7 +112,7 @@ func batchSpec(ub *otav1.UpgradeBatch, fw *otav1.Firmware, pk string, devices []
 		SourceVersions: ub.Spec.SourceVersions, RatePerMinute: ub.Spec.RatePerMinute,
 		Waves: ub.Spec.Waves, PromotedWaves: ub.Spec.PromotedWaves, Abort: ub.Spec.Abort,
 		Timeout: durationOr(ub.Spec.Timeout, time.Hour), Confirm: ub.Spec.ConfirmationRequired,
-		Overwrite: ub.Spec.Overwrite, Paused: ub.Spec.Paused,
+		Overwrite: ub.Spec.Overwrite, Paused: ub.Spec.Paused, MaxPushes: ub.Spec.MaxPushes,
 		SelectionComplete: ub.Status.SelectionComplete,
 	}
 	if ub.Spec.Scope.Type == otav1.ScopeGray {
@@ -196,10 +197,11 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 	gen := ub.Generation
 	switch s.Phase {
 	case otav1.BatchCompleted:
-		msg := fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total)
-		setCondition(&st.Conditions, gen, otav1.ConditionReady, true, otav1.ReasonSucceeded, msg)
-		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonSucceeded, msg)
-		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, otav1.ReasonSucceeded, msg)
+		reason, msg := completionMessage(ub, s.Counts)
+		ok := reason == otav1.ReasonSucceeded
+		setCondition(&st.Conditions, gen, otav1.ConditionReady, ok, reason, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, reason, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, !ok, reason, msg)
 	case otav1.BatchAborted:
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonAborted, s.Aborted)
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonAborted, s.Aborted)
@@ -214,6 +216,34 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, true, reason, msg)
 		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, reason, msg)
 	}
+}
+
+// completionMessage says how a completed batch ended. A batch that
+// upgraded no device did not succeed, whatever its phase: it selected
+// nothing (and the user should learn why) or every device failed.
+func completionMessage(ub *otav1.UpgradeBatch, c otav1.TaskCounts) (string, string) {
+	switch {
+	case c.Total == 0:
+		return otav1.ReasonNothingSelected, "no device matched: " + selectionText(ub)
+	case c.Succeeded == 0:
+		return otav1.ReasonNoDeviceUpgraded, fmt.Sprintf("none of %d devices upgraded: %d failed, %d timed out, %d canceled",
+			c.Total, c.Failed, c.TimedOut, c.Canceled)
+	}
+	return otav1.ReasonSucceeded, fmt.Sprintf("%d of %d devices upgraded", c.Succeeded, c.Total)
+}
+
+// selectionText describes what a batch selects, for a user wondering why
+// nothing matched.
+func selectionText(ub *otav1.UpgradeBatch) string {
+	sc := ub.Spec.Scope
+	text := "scope " + string(sc.Type)
+	if sc.Type == otav1.ScopeGray {
+		text += fmt.Sprintf(" %d%%", sc.GrayPercent)
+	}
+	if len(ub.Spec.SourceVersions) > 0 {
+		text += ", source versions " + strings.Join(ub.Spec.SourceVersions, ", ")
+	}
+	return text + "; devices already on the target version, or that never reported the module, are not selected"
 }
 
 func progressMessage(s fleet.Status) (string, string) {

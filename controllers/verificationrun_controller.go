@@ -101,7 +101,7 @@ func (r *VerificationRunReconciler) sync(ctx context.Context, vr *otav1.Verifica
 		Module: fw.Spec.Module, Target: fw.Spec.Version, Image: imageOf(fw, nil),
 		Verification: true, Devices: vr.Spec.Devices, SourceVersions: vr.Spec.SourceVersions,
 		RatePerMinute: 10000, Timeout: durationOr(vr.Spec.Timeout, time.Hour),
-		Confirm: vr.Spec.ConfirmationRequired, Cancel: vr.Spec.Cancel,
+		Confirm: vr.Spec.ConfirmationRequired, Cancel: vr.Spec.Cancel, MaxPushes: vr.Spec.MaxPushes,
 		// At most 10 devices: one slice, written at once.
 		SelectionComplete: vr.Status.Phase != "" && vr.Status.Phase != otav1.RunPending,
 	}

@@ -26,12 +26,12 @@ func (c CampaignReference) String() string { return string(c.Kind) + "/" + c.Nam
 
 // Failure reasons recorded on device tasks and counted in campaign status.
 const (
-	FailureUpgrade        = "UpgradeFailed"      // step -1
-	FailureDownload       = "DownloadFailed"     // step -2
-	FailureVerification   = "VerificationFailed" // step -3
-	FailureFlash          = "FlashFailed"        // step -4
-	FailureBusy           = "Busy"               // device held by another campaign
-	FailureRetryExhausted = "RetriesExhausted"
-	FailureTimeout        = "Timeout"
-	FailureWrongVersion   = "WrongVersion" // device informed a version other than source or target
+	FailureUpgrade      = "UpgradeFailed"      // step -1
+	FailureDownload     = "DownloadFailed"     // step -2
+	FailureVerification = "VerificationFailed" // step -3
+	FailureFlash        = "FlashFailed"        // step -4
+	FailureBusy         = "Busy"               // device held by another campaign
+	FailureTimeout      = "Timeout"
+	FailureWrongVersion = "WrongVersion" // device informed a version other than source or target
+	FailureNoResponse   = "NoResponse"   // pushed maxPushes times without any progress
 )

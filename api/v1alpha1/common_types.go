@@ -34,6 +34,8 @@ const (
 	ReasonCanceled           = "Canceled"
 	ReasonAborted            = "AbortThresholdExceeded"
 	ReasonFailed             = "Failed"
+	ReasonNothingSelected    = "NothingSelected"  // a finished batch selected no device
+	ReasonNoDeviceUpgraded   = "NoDeviceUpgraded" // a finished batch upgraded none of its devices
 	ReasonNonDefaultPort     = "DeviceEndpointNonDefaultPort"
 )
 
@@ -72,6 +74,12 @@ func (s TaskState) Active() bool {
 // another campaign may no longer overwrite it.
 func (s TaskState) Started() bool {
 	return s == TaskNotified || s == TaskInProgress
+}
+
+// Unsuccessful reports whether the task ended without the device
+// upgrading, for a reason that counts in failureReasons.
+func (s TaskState) Unsuccessful() bool {
+	return s == TaskFailed || s == TaskTimedOut
 }
 
 // SignMethod names the digest devices check the image against.

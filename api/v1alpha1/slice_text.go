@@ -24,7 +24,7 @@ import (
 
 // TaskList is an UpgradeSlice's tasks, stored as text: "<device> <STATE>"
 // followed by a=attempt p=step fv=fromVersion r=reason msg=message w=wave
-// u=updated st=started ra=retryAt, each left out when zero.
+// u=updated st=started ra=retryAt n=pushes, each left out when zero.
 type TaskList []DeviceTask
 
 // DeviceList is a DeviceSlice's devices, stored as text: "<device>"
@@ -53,6 +53,7 @@ func (l TaskList) MarshalJSON() ([]byte, error) {
 		b = appendInt(b, "u", t.Updated)
 		b = appendInt(b, "st", t.Started)
 		b = appendInt(b, "ra", t.RetryAt)
+		b = appendInt(b, "n", int64(t.Pushes))
 		b = append(b, '\n')
 	}
 	return json.Marshal(string(b))
@@ -118,6 +119,8 @@ func (t *DeviceTask) set(key, val string) error {
 		t.Started, err = strconv.ParseInt(val, 10, 64)
 	case "ra":
 		t.RetryAt, err = strconv.ParseInt(val, 10, 64)
+	case "n":
+		t.Pushes, err = parseInt32(val)
 	default:
 		return fmt.Errorf("unknown field %q", key)
 	}

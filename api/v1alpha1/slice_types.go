@@ -126,6 +126,11 @@ type DeviceTask struct {
 	// retryAt is when a failed device is pushed again.
 	// +optional
 	RetryAt int64 `json:"ra,omitempty"`
+	// pushes counts the pushes of the current attempt that the device has
+	// not answered with any progress: re-pushes after a reconnect or a
+	// silence. At the campaign's maxPushes the task fails as NoResponse.
+	// +optional
+	Pushes int32 `json:"n,omitempty"`
 	// Invalid says why the task's line did not read; not stored.
 	Invalid string `json:"-"`
 }

@@ -109,6 +109,17 @@ type UpgradeBatchSpec struct {
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
 
+	// maxPushes is how many times a device is pushed the same attempt
+	// without answering with any progress (it reconnected without having
+	// taken the push, or stayed silent for the timeout) before its task
+	// fails as NoResponse and this campaign pushes it no more: a device
+	// that crashes on the push is not made to crash forever. 1 to 10.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	MaxPushes int32 `json:"maxPushes,omitempty"`
+
 	// confirmationRequired makes each device wait until its user confirms
 	// the upgrade in the mobile app.
 	// +optional

@@ -41,6 +41,17 @@ type VerificationRunSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="timeout must be between 1m and 24h"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
+	// maxPushes is how many times a device is pushed the same attempt
+	// without answering with any progress (it reconnected without having
+	// taken the push, or stayed silent for the timeout) before its task
+	// fails as NoResponse and this campaign pushes it no more: a device
+	// that crashes on the push is not made to crash forever. 1 to 10.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	MaxPushes int32 `json:"maxPushes,omitempty"`
+
 	// confirmationRequired makes each device wait until its user confirms
 	// the upgrade in the mobile app.
 	// +optional

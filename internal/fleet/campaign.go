@@ -51,12 +51,15 @@ type Spec struct {
 	RetryInterval time.Duration
 	RetryTimedOut bool
 	Timeout       time.Duration
-	Start, End    time.Time
-	Confirm       bool
-	Overwrite     bool
-	Paused        bool
-	Cancel        bool
-	CancelStates  []otav1.TaskState
+	// MaxPushes is how often one attempt is pushed without any answer
+	// before the task fails as NoResponse; DefaultMaxPushes when zero.
+	MaxPushes    int32
+	Start, End   time.Time
+	Confirm      bool
+	Overwrite    bool
+	Paused       bool
+	Cancel       bool
+	CancelStates []otav1.TaskState
 
 	// SelectionComplete comes from status: a static campaign whose
 	// selection was recorded does not select again after a restart.

@@ -126,10 +126,51 @@ func TestTimeoutCountsFromFirstProgress(t *testing.T) {
 	s.Timeout = 300 * time.Millisecond
 	v.upsert(s)
 	st := v.waitFor("b", "a timeout", func(s Status) bool { return s.Counts.TimedOut == 1 })
-	// The device that never reported progress is still NOTIFIED: the
-	// timeout counts from the first progress report.
-	if st.Counts.Notified != 1 || st.Phase != otav1.BatchRunning {
+	// The device that never reported progress is not timed out: the
+	// timeout counts from the first progress report. It is pushed again
+	// after each silence of the timeout, and fails as NoResponse after
+	// the default three pushes.
+	if st.Counts.TimedOut != 1 || st.Reasons[0].Reason != otav1.FailureTimeout {
 		t.Fatalf("status %+v", st)
+	}
+	st = v.waitFor("b", "completion", completed)
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
+	if st.Counts.Failed != 1 || st.Counts.TimedOut != 1 || v.sim.pushes["offline"] != DefaultMaxPushes {
+		t.Fatalf("counts %+v reasons %+v after %d pushes", st.Counts, st.Reasons, v.sim.pushes["offline"])
+	}
+}
+
+// A device that takes the push, crashes and comes back on its old version
+// is pushed maxPushes times, then fails as NoResponse and is not pushed
+// again by the campaign, however often it reconnects.
+func TestNoResponseAfterMaxPushes(t *testing.T) {
+	v := newEnv(t)
+	v.devices(ignores, v1, "crashy")
+	s := v.spec("b", "default", "2.0.0")
+	s.MaxPushes = 2
+	v.upsert(s)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _ := v.e.Status(v.ns, s.Ref); st.Phase == otav1.BatchCompleted {
+			break
+		}
+		v.inform("crashy", "default", "1.0.0") // rebooted without the upgrade
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := v.waitFor("b", "completion", completed)
+	for range 10 {
+		v.inform("crashy", "default", "1.0.0")
+	}
+	// An inform that re-pushed would have queued the task again.
+	if after, _ := v.e.Status(v.ns, s.Ref); after.Counts.Queued != 0 || after.Counts.Failed != 1 {
+		t.Fatalf("after more reconnects: %+v", after.Counts)
+	}
+	v.sim.mu.Lock()
+	defer v.sim.mu.Unlock()
+	if st.Counts.Failed != 1 || len(st.Reasons) != 1 || st.Reasons[0].Reason != otav1.FailureNoResponse ||
+		v.sim.pushes["crashy"] != 2 {
+		t.Fatalf("counts %+v reasons %+v after %d pushes", st.Counts, st.Reasons, v.sim.pushes["crashy"])
 	}
 }
 

@@ -122,9 +122,10 @@ func allCreated(c *campaign) bool {
 // collectWrites snapshots every dirty slice into a write job.
 func (e *Engine) collectWrites() []writeJob {
 	var jobs []writeJob
+	now := e.now()
 	for _, pr := range e.products {
 		for _, s := range pr.slices {
-			if s.dirty {
+			if due(s.dirty, &s.slowDirty, &s.lastWrite, now) {
 				s.dirty = false
 				jobs = append(jobs, e.deviceSliceJob(s))
 			}
@@ -135,13 +136,29 @@ func (e *Engine) collectWrites() []writeJob {
 			continue
 		}
 		for _, s := range c.slices {
-			if s.dirty {
+			if due(s.dirty, &s.slowDirty, &s.lastWrite, now) {
 				s.dirty = false
 				jobs = append(jobs, e.upgradeSliceJob(s))
 			}
 		}
 	}
 	return jobs
+}
+
+// slowWriteInterval is the least time between two writes of a slice whose
+// only changes are of the slow kind (progress steps, lock mirrors): they
+// are kept, within the write budget, and a state change carries them
+// sooner.
+const slowWriteInterval = 5 * time.Second
+
+// due reports whether a slice is written in this flush, and resets the
+// slow mark and the last write time when it is.
+func due(dirty bool, slow *bool, last *time.Time, now time.Time) bool {
+	if !dirty && !(*slow && now.Sub(*last) >= slowWriteInterval) {
+		return false
+	}
+	*slow, *last = false, now
+	return true
 }
 
 func (e *Engine) deviceSliceJob(s *deviceSlice) writeJob {

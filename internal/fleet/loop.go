@@ -168,6 +168,8 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
 		case t.state == otav1.TaskQueued && !t.queued && t.retryAt <= nowMs:
 			c.enqueue(t)
+		case t.state == otav1.TaskNotified:
+			e.unanswered(t, false, now)
 		}
 		w := min(max(int(t.wave), 1), nw) - 1
 		ws := &c.waveStats[w]

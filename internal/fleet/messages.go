@@ -76,14 +76,16 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 			e.finish(t, otav1.TaskSucceeded, "", "", now)
 			e.stats.Succeeded++
 			freed = true
-		case t.state == otav1.TaskNotified && now.UnixMilli()-t.notified >= e.opts.RepushAfter.Milliseconds():
-			// The device (re)connected without having seen the push: it
-			// was offline, and devices do not keep a session. Push again;
-			// it is the same attempt, not a retry.
-			t.attempt--
-			e.setState(t, otav1.TaskQueued, now)
-			t.c.enqueue(t)
-			e.stats.Repushed++
+		case t.state.Started() && t.from != "" && m.Version != t.from:
+			// Mid-upgrade, the device runs neither what it had nor the
+			// target: it flashed something else or fell back elsewhere.
+			e.fail(t, otav1.TaskFailed, otav1.FailureWrongVersion,
+				"the device reported "+m.Version+", neither "+t.from+" nor the target", now)
+			freed = d.task == nil
+		case t.state == otav1.TaskNotified:
+			// The device (re)connected without having taken the push: it
+			// was offline (devices keep no session), or it crashed on it.
+			e.unanswered(t, true, now)
 		}
 	}
 	// Dynamic campaigns look at every report of a free device, not only at
@@ -93,8 +95,9 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	// versions it reported last: after a reboot its reports of the other
 	// modules may have been handled before this one (the broker does not
 	// keep their order across the gateway's workers), and it will not
-	// send them again.
-	if d.task != nil || (!changed && !isNew && !freed && !e.hasDynamic(pr)) {
+	// send them again. A device busy in another campaign is recorded as
+	// Busy, as the console guide shows it, and taken once it is free.
+	if !changed && !isNew && !freed && !e.hasDynamic(pr) {
 		return
 	}
 	for c := range pr.campaigns {
@@ -142,14 +145,18 @@ func (e *Engine) progress(pr *product, m *protocol.Message, now time.Time) {
 		e.fail(t, otav1.TaskFailed, failureReason(step), m.Desc, now)
 		return
 	}
-	t.step = step
 	if t.state == otav1.TaskNotified {
+		t.step = step
 		t.started = now.UnixMilli()
 		e.setState(t, otav1.TaskInProgress, now)
 		return
 	}
-	// A step alone is not written back: the next state change carries it,
+	// A step alone is written slowly: the next state change carries it,
 	// and writing every percentage would cost a write per message.
+	if step != t.step {
+		t.slice.slowDirty = true
+	}
+	t.step = step
 	t.c.statusDirty = true
 	t.message = m.Desc
 	e.notify(t)

@@ -78,6 +78,11 @@ func (e *Engine) collectPushes(c *campaign, now time.Time, out []outgoing) []out
 		}
 		t.queued = false
 		t.attempt++
+		t.pushes++
+		if t.pushes == 1 {
+			// A new attempt: what the last one failed with is history.
+			t.reason, t.message = "", ""
+		}
 		t.retryAt = 0
 		t.notified = now.UnixMilli()
 		if c.startTime.IsZero() {

@@ -146,11 +146,12 @@ func (e *Engine) loadUpgradeSlice(s *otav1.UpgradeSlice) {
 		}
 		t := &task{dev: d, c: c, slice: us, state: rec.State, step: rec.Step, attempt: rec.Attempt,
 			wave: rec.Wave, from: rec.FromVersion, reason: rec.Reason, message: rec.Message,
-			updated: rec.Updated, started: rec.Started * 1000, retryAt: rec.RetryAt * 1000, notified: rec.Updated * 1000}
+			updated: rec.Updated, started: rec.Started * 1000, retryAt: rec.RetryAt * 1000, notified: rec.Updated * 1000,
+			pushes: rec.Pushes}
 		c.tasks[rec.Device] = t
 		us.tasks = append(us.tasks, t)
 		c.count("", t.state)
-		if t.state == otav1.TaskFailed {
+		if t.state.Unsuccessful() {
 			c.addReason(t.reason, t.message, 1)
 		}
 		if t.state.Active() {

@@ -88,7 +88,7 @@ func (e *Engine) consider(c *campaign, d *device, now time.Time) {
 		state = otav1.TaskConfirm
 	}
 	t := e.taskFor(c, d, now)
-	t.from, t.reason, t.message, t.step, t.attempt, t.retryAt, t.started = ver, "", "", 0, 0, 0, 0
+	t.from, t.reason, t.message, t.step, t.attempt, t.retryAt, t.started, t.pushes = ver, "", "", 0, 0, 0, 0, 0
 	t.wave = max(c.currentWave, 1)
 	e.setState(t, state, now)
 	d.task = t
@@ -145,7 +145,7 @@ func (e *Engine) recordFailure(c *campaign, d *device, reason, msg string, now t
 // with room.
 func (e *Engine) taskFor(c *campaign, d *device, now time.Time) *task {
 	if t := c.tasks[d.name]; t != nil {
-		if t.state == otav1.TaskFailed {
+		if t.state.Unsuccessful() {
 			c.addReason(t.reason, "", -1)
 		}
 		return t

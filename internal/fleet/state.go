@@ -18,8 +18,13 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 	c := t.c
 	defer e.notify(t)
 	c.count(from, to)
-	if to == otav1.TaskFailed {
+	if to.Unsuccessful() {
 		c.addReason(t.reason, t.message, 1)
+	}
+	if from.Active() || to.Active() {
+		// The inventory's TASK column mirrors the lock; it rides with the
+		// next inventory write or a slow write of its own.
+		e.markLock(t.dev)
 	}
 	t.state = to
 	t.updated = now.Unix()
@@ -27,9 +32,6 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 	if t.dev.task == t && !to.Active() {
 		t.dev.task = nil
 	}
-	// The lock mirror in the DeviceSlice is not worth a write of its own:
-	// locks are rebuilt from the UpgradeSlices, and the mirror rides along
-	// with the next inventory write (the new version, for a success).
 }
 
 // finish ends a task in a final state.
@@ -50,7 +52,7 @@ func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.
 		t.reason = reason
 		t.message = "attempt " + strconv.Itoa(int(t.attempt)) + " " + reasonText(reason, msg)
 		t.retryAt = now.Add(c.spec.RetryInterval).UnixMilli()
-		t.started = 0
+		t.started, t.pushes = 0, 0
 		e.setState(t, otav1.TaskQueued, now)
 		return
 	}
@@ -90,6 +92,16 @@ func (e *Engine) markDevice(d *device) {
 	}
 }
 
+// markLock marks the device's inventory slice for a slow write: only the
+// mirror of its lock changed. Locks are rebuilt from the UpgradeSlices, so
+// the mirror is for people (the TASK column), and a write of its own at
+// most every slowWriteInterval keeps it true within that window.
+func (e *Engine) markLock(d *device) {
+	if d.slice != nil {
+		d.slice.slowDirty = true
+	}
+}
+
 func sliceName(base string, n int) string {
 	// Object names are at most 253 characters; campaign and product names
 	// are too, so keep room for the suffix.
@@ -97,4 +109,21 @@ func sliceName(base string, n int) string {
 		base = base[:240]
 	}
 	return base + "-" + strconv.Itoa(n)
+}
+
+// unanswered handles a NOTIFIED task whose device has not answered its
+// push: push the same attempt again, or give up on the device (silentPush).
+func (e *Engine) unanswered(t *task, reconnected bool, now time.Time) {
+	c := t.c
+	since := time.Duration(now.UnixMilli()-t.notified) * time.Millisecond
+	switch silentPush(t.pushes, c.spec.MaxPushes, since, e.opts.RepushAfter, c.spec.Timeout, reconnected) {
+	case repush:
+		t.attempt-- // the same attempt, not a retry
+		e.setState(t, otav1.TaskQueued, now)
+		c.enqueue(t)
+		e.stats.Repushed++
+	case noResponse:
+		e.finish(t, otav1.TaskFailed, otav1.FailureNoResponse,
+			"no progress after "+strconv.Itoa(int(max(t.pushes, 1)))+" pushes", now)
+	}
 }

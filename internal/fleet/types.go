@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -62,6 +63,10 @@ type deviceSlice struct {
 	devices []*device
 	created bool
 	dirty   bool
+	// slowDirty: only lock mirrors changed; written at most every
+	// slowWriteInterval unless something else makes the slice dirty.
+	slowDirty bool
+	lastWrite time.Time
 }
 
 // upgradeSlice is the in-memory side of one UpgradeSlice object.
@@ -71,6 +76,10 @@ type upgradeSlice struct {
 	tasks    []*task
 	created  bool
 	dirty    bool
+	// slowDirty: only progress steps changed; written at most every
+	// slowWriteInterval unless a state change makes the slice dirty.
+	slowDirty bool
+	lastWrite time.Time
 }
 
 // task is one device's task in one campaign.
@@ -89,6 +98,8 @@ type task struct {
 	started  int64 // Unix milliseconds, like retryAt
 	notified int64 // Unix milliseconds
 	retryAt  int64
+	// pushes of the current attempt the device has not answered.
+	pushes int32
 	// queued: the task is in its campaign's push queue.
 	queued bool
 }
@@ -97,6 +108,6 @@ func (t *task) record() otav1.DeviceTask {
 	return otav1.DeviceTask{
 		Device: t.dev.name, State: t.state, Step: t.step, Attempt: t.attempt,
 		FromVersion: t.from, Reason: t.reason, Message: t.message, Wave: t.wave,
-		Updated: t.updated, Started: t.started / 1000, RetryAt: t.retryAt / 1000,
+		Updated: t.updated, Started: t.started / 1000, RetryAt: t.retryAt / 1000, Pushes: t.pushes,
 	}
 }

@@ -183,3 +183,33 @@ func TestRequestReply(t *testing.T) {
 		t.Fatal("older SDKs only act on a reply containing \"url\"")
 	}
 }
+
+// The exact bytes of a full push, as both SDK generations read it: compact,
+// extData last in data (4.x takes the first "key": it finds anywhere, and
+// extData values are free text), nothing escaped in url, size as digits.
+func TestPushBytesForFieldSDKs(t *testing.T) {
+	u := Upgrade{
+		Version: "2.0.0", URL: "https://dl.example.com/f/AbC-_012/fw/0b7c.bin?a=1&b=<2>", Size: 432945,
+		MD5: "93230c3bde425a9d7ed2b0a2b3e1a8c1", SignMethod: SignMD5, Sign: "93230c3bde425a9d7ed2b0a2b3e1a8c1",
+		Module: "MCU", Diff: true,
+		ExtData: map[string]string{"url": "http://evil", "_package_udi": `{"n":"&"}`},
+	}
+	got, err := EncodePush(7, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"code":"1000","message":"success","id":7,"data":{"size":432945,"version":"2.0.0",` +
+		`"url":"https://dl.example.com/f/AbC-_012/fw/0b7c.bin?a=1&b=<2>",` +
+		`"md5":"93230c3bde425a9d7ed2b0a2b3e1a8c1","sign":"93230c3bde425a9d7ed2b0a2b3e1a8c1","signMethod":"Md5",` +
+		`"module":"MCU","isDiff":1,"extData":{"_package_udi":"{\"n\":\"&\"}","url":"http://evil"}}}`
+	if string(got) != want {
+		t.Fatalf("EncodePush =\n%s\nwant\n%s", got, want)
+	}
+	reply, err := EncodeGetReply("12", &u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(reply), `{"id":"12","code":200,"data":{"size":432945,`) || !strings.HasSuffix(string(reply), `"url":"http://evil"}}}`) {
+		t.Fatalf("get reply %s", reply)
+	}
+}
