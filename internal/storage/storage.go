@@ -36,6 +36,11 @@ const (
 // ErrNotFound is returned (wrapped) when a bucket or object does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrRangeNotSatisfiable is returned (wrapped) by GetRange when the offset
+// is at or past the end of the object; the ObjectInfo returned with it still
+// carries the object's size, which an HTTP 416 answer needs.
+var ErrRangeNotSatisfiable = errors.New("range not satisfiable")
+
 // ObjectInfo is what the store says about an object.
 type ObjectInfo struct {
 	Bucket       string
