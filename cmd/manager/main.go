@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/otafleet/otafleet/internal/download"
 	"github.com/otafleet/otafleet/internal/operator"
 	otascheme "github.com/otafleet/otafleet/internal/scheme"
 )
@@ -31,12 +32,20 @@ func main() {
 	flag.StringVar(&o.MQTT.CredentialsSecret, "mqtt-credentials-secret", "", "namespace/name of a Secret with username, password and optionally ca.crt, tls.crt, tls.key.")
 
 	flag.StringVar(&o.S3.Endpoint, "s3-endpoint", envOr("OTAFLEET_S3_ENDPOINT", ""), "host:port of the S3-compatible object storage API.")
-	flag.StringVar(&o.S3.PublicURL, "s3-public-url", "", "Base URL devices download from, e.g. http://firmware.example.com (pre-signed URLs are signed for it); default: the --s3-endpoint URL.")
+	flag.StringVar(&o.S3.PublicURL, "s3-public-url", "", "Base URL uploaders (and, with --s3-presigned-urls, devices) reach object storage at; pre-signed URLs are signed for it; default: the --s3-endpoint URL.")
 	flag.StringVar(&o.S3.Bucket, "s3-bucket", "otafleet-firmware", "Bucket holding firmware images; created private if missing.")
 	flag.StringVar(&o.S3.Region, "s3-region", "us-east-1", "Region of the bucket.")
 	flag.BoolVar(&o.S3.Insecure, "s3-insecure", false, "Use plain HTTP to object storage.")
 	flag.DurationVar(&o.S3.URLExpiry, "url-expiry", 15*time.Minute, "Lifetime of the pre-signed download URLs given to devices.")
 	flag.StringVar(&o.S3.CredentialsSecret, "s3-credentials-secret", "", "namespace/name of a Secret with accessKey and secretKey.")
+
+	flag.StringVar(&o.Download.URL, "download-url", envOr("OTAFLEET_DOWNLOAD_URL", ""), "Base URL devices download images from (http://host or https://host, no port): the otafleet-download service.")
+	flag.StringVar(&o.Download.SecretRef, "download-secret", "", "namespace/name of a Secret whose key \"secret\" signs download URLs (shared with otafleet-download).")
+	flag.DurationVar(&o.Download.TTL, "download-url-expiry", 15*time.Minute, "Lifetime of the download URLs given to devices.")
+	flag.StringVar(&o.Download.BindAddress, "download-bind-address", "", "Also serve downloads from the manager on this address (every replica); empty: a separate otafleet-download Deployment serves them.")
+	flag.Int64Var(&o.Download.EgressBytesPerSecond, "download-egress-bytes-per-second", 0, "Cap on the bytes per second the manager's download server sends; 0 is no cap.")
+	flag.BoolVar(&o.Download.CacheControl, "download-cdn", false, "Mark downloads cacheable until their URL expires, for a CDN in front of the service.")
+	flag.BoolVar(&o.Download.S3PresignedURLs, "s3-presigned-urls", false, "Send devices S3 pre-signed URLs instead of download service URLs: only for devices known to take long URLs with ports.")
 
 	flag.IntVar(&o.Engine.MaxPushPerSecond, "max-push-per-second", 0, "Cap on upgrade pushes per second across all campaigns; 0 is no cap.")
 	flag.BoolVar(&o.Engine.IgnoreCampaignRate, "ignore-campaign-rate", false, "Ignore campaigns' ratePerMinute (benchmarks and labs only).")
@@ -62,6 +71,13 @@ func run(ctx context.Context, o operator.Options) error {
 	// Credentials may also come from the environment, for local runs.
 	o.MQTT.Username, o.MQTT.Password = os.Getenv("OTAFLEET_MQTT_USERNAME"), os.Getenv("OTAFLEET_MQTT_PASSWORD")
 	o.S3.AccessKey, o.S3.SecretKey = os.Getenv("OTAFLEET_S3_ACCESS_KEY"), os.Getenv("OTAFLEET_S3_SECRET_KEY")
+	if s := os.Getenv("OTAFLEET_DOWNLOAD_SECRET"); s != "" {
+		secret, err := download.ParseSecret([]byte(s))
+		if err != nil {
+			return fmt.Errorf("OTAFLEET_DOWNLOAD_SECRET: %w", err)
+		}
+		o.Download.Secret = secret
+	}
 	if err := o.Validate(); err != nil {
 		return err
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// IgnoreCampaignRate pushes as fast as MaxPushPerSecond allows,
 	// whatever a campaign's ratePerMinute; for benchmarks and labs.
 	IgnoreCampaignRate bool
+	// LongURLs lets pushes carry URLs that devices built on the vendor's
+	// SDKs cannot take (S3 pre-signed URLs, ports): an explicit opt-in.
+	LongURLs bool
 	// Writers is the number of concurrent slice writes.
 	Writers int
 	// RepushAfter: a device that informs its old version this long after

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -162,6 +163,12 @@ func (e *Engine) sendOne(ctx context.Context, o *outgoing) error {
 		url, err := e.signer.PresignGet(ctx, o.image.Bucket, o.image.Key)
 		if err != nil {
 			return err
+		}
+		if !e.opts.LongURLs {
+			// Never send a URL that would crash a device in the field.
+			if err := protocol.CheckDeviceURL(url); err != nil {
+				return fmt.Errorf("refusing to send a download URL devices cannot take: %w", err)
+			}
 		}
 		up = upgradeMessage(o, url)
 	}

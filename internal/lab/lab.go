@@ -25,8 +25,16 @@ type Options struct {
 	// loopback port. The playground uses :1883, the devices' standard port.
 	BrokerAddress string
 	// StorageAddress is where MinIO listens; empty picks a free loopback
-	// port. ":80" lets devices built on the vendor SDK download.
+	// port.
 	StorageAddress string
+	// DownloadAddress is where the manager serves device downloads; empty
+	// picks a free loopback port. ":80" lets a real device on the desk
+	// download (devices built on the vendor SDK ignore URL ports).
+	DownloadAddress string
+	// DownloadHost is the host name (or address) in download URLs;
+	// DefaultDownloadHost when empty. Simulated devices resolve it to
+	// DownloadAddress through DeviceHosts.
+	DownloadHost string
 	// Mosquitto runs Mosquitto (a separate process) instead of the embedded
 	// Mochi broker; the benchmarks use it to keep the broker's cost out of
 	// the measured process. BrokerAddress and BrokerQueue do not apply.
@@ -61,6 +69,10 @@ type Lab struct {
 	// stopped).
 	Parts   *operator.Components
 	Options operator.Options
+	// DownloadHost and DownloadAddr: devices download from
+	// http://DownloadHost/..., which the manager serves on DownloadAddr.
+	DownloadHost string
+	DownloadAddr string
 
 	run *managerRun
 }
@@ -90,12 +102,17 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if l.Storage, err = testserver.StartMinIO(ctx, testserver.MinIOOptions{Address: o.StorageAddress, DataDir: o.DataDir}); err != nil {
 		return nil, fmt.Errorf("starting MinIO: %w", err)
 	}
+	dl, err := l.downloadOptions(o)
+	if err != nil {
+		return nil, err
+	}
 	l.Options = operator.Options{
 		MetricsAddr: "0", ProbeAddr: "0",
 		MQTT: operator.MQTTOptions{Broker: l.BrokerURL, ClientID: "otafleet-lab"},
 		S3: operator.S3Options{Endpoint: l.Storage.Endpoint, Insecure: true, Bucket: "otafleet-firmware",
 			Region: "us-east-1", URLExpiry: 15 * time.Minute, AccessKey: l.Storage.AccessKey, SecretKey: l.Storage.SecretKey},
-		Engine: o.Engine,
+		Download: dl,
+		Engine:   o.Engine,
 	}
 	ctrl.SetLogger(o.Log)
 	return l, l.StartManager(ctx)

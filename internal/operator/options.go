@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/otafleet/otafleet/internal/appapi"
+	"github.com/otafleet/otafleet/internal/download"
 )
 
 // Options are the manager's settings.
@@ -22,10 +23,39 @@ type Options struct {
 	LeaderElection   bool
 	LeaderElectionNS string
 
-	MQTT   MQTTOptions
-	S3     S3Options
-	Engine EngineOptions
-	AppAPI AppAPIOptions
+	MQTT     MQTTOptions
+	S3       S3Options
+	Download DownloadOptions
+	Engine   EngineOptions
+	AppAPI   AppAPIOptions
+}
+
+// DownloadOptions say where devices download images: otafleet's download
+// service, at short signed URLs that devices built on the vendor's SDKs
+// take (no port, under 200 bytes). S3 pre-signed URLs are far longer and
+// are sent only when S3PresignedURLs opts in.
+type DownloadOptions struct {
+	// URL is the service's base URL as devices reach it: http://host or
+	// https://host, on the scheme's default port.
+	URL string
+	// SecretRef is "namespace/name" of a Secret whose key "secret" holds
+	// the HMAC secret shared with the download service's replicas.
+	SecretRef string
+	Secret    []byte
+	// TTL is how long a download URL stays valid; a device whose URL
+	// expired asks again (firmware/get) and gets a fresh one.
+	TTL time.Duration
+	// BindAddress, when set, also serves downloads from the manager, on
+	// every replica (a separate Deployment of otafleet-download is the
+	// production setup; the playground serves from the manager).
+	BindAddress string
+	// EgressBytesPerSecond caps what the manager's download server sends.
+	EgressBytesPerSecond int64
+	// CacheControl lets a CDN cache downloads until their URL expires.
+	CacheControl bool
+	// S3PresignedURLs sends S3 pre-signed URLs to devices instead: only
+	// for devices known to take long URLs with ports.
+	S3PresignedURLs bool
 }
 
 // AppAPIOptions configure the HTTP API for the vendor's mobile-app backend.
@@ -111,6 +141,15 @@ func (o *Options) LoadSecrets(ctx context.Context, c client.Reader) error {
 	if err := o.loadAppAPISecrets(ctx, c); err != nil {
 		return err
 	}
+	if ref := o.Download.SecretRef; ref != "" {
+		data, err := readSecret(ctx, c, ref)
+		if err != nil {
+			return fmt.Errorf("download URL secret: %w", err)
+		}
+		if o.Download.Secret, err = download.ParseSecret(data["secret"]); err != nil {
+			return fmt.Errorf("download URL secret %s (key \"secret\"): %w", ref, err)
+		}
+	}
 	if ref := o.S3.CredentialsSecret; ref != "" {
 		data, err := readSecret(ctx, c, ref)
 		if err != nil {
@@ -174,5 +213,31 @@ func (o *Options) Validate() error {
 	if o.S3.URLExpiry < time.Minute || o.S3.URLExpiry > 7*24*time.Hour {
 		return fmt.Errorf("--url-expiry must be between 1m and 168h, got %s", o.S3.URLExpiry)
 	}
+	return o.Download.validate()
+}
+
+// validate refuses, at start, a download configuration whose URLs a device
+// could not take: better no manager than pushes that crash devices.
+func (d *DownloadOptions) validate() error {
+	if d.S3PresignedURLs {
+		return nil
+	}
+	if d.URL == "" {
+		return fmt.Errorf("devices need a download URL (--download-url http://host, served by otafleet-download " +
+			"or --download-bind-address); --s3-presigned-urls sends long S3 URLs instead, which devices built on the vendor SDK cannot take")
+	}
+	// The secret is loaded later; a placeholder checks the URL's shape and
+	// the length of the longest URL the manager will sign.
+	s, err := download.NewSigner(d.URL, make([]byte, download.MinSecretBytes), d.TTL)
+	if err != nil {
+		return fmt.Errorf("--download-url: %w", err)
+	}
+	if _, err := s.URL(LongestImageKey, time.Now()); err != nil {
+		return fmt.Errorf("--download-url %s: %w", d.URL, err)
+	}
 	return nil
 }
+
+// LongestImageKey has the length of every stored image's key
+// ("_img/<uid>.bin"), the part of a download URL the host adds to.
+const LongestImageKey = "_img/00000000-0000-0000-0000-000000000000.bin"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otafleet/otafleet/controllers"
 	"github.com/otafleet/otafleet/internal/appapi"
+	"github.com/otafleet/otafleet/internal/download"
 	"github.com/otafleet/otafleet/internal/fleet"
 	"github.com/otafleet/otafleet/internal/mqtt"
 	"github.com/otafleet/otafleet/internal/storage"
@@ -34,11 +35,13 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 	if err != nil {
 		return nil, err
 	}
-	if w := store.DevicePortWarning(); w != "" {
-		ctrl.Log.Info("Devices may not reach firmware downloads", "warning", w)
+	urls, err := deviceURLs(o, store)
+	if err != nil {
+		return nil, err
 	}
-	engine := fleet.New(mgr.GetClient(), mgr.GetAPIReader(), nil, signer{store, o.S3.URLExpiry}, fleet.Options{
+	engine := fleet.New(mgr.GetClient(), mgr.GetAPIReader(), nil, urls, fleet.Options{
 		MaxPushPerSecond: o.Engine.MaxPushPerSecond, IgnoreCampaignRate: o.Engine.IgnoreCampaignRate,
+		LongURLs: o.Download.S3PresignedURLs,
 	}, ctrl.Log.WithName("fleet"))
 	mcfg, err := mqttConfig(o.MQTT)
 	if err != nil {
@@ -60,6 +63,9 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 		return nil, err
 	}
 	if err := setupControllers(mgr, o, store, engine); err != nil {
+		return nil, err
+	}
+	if err := addDownloadServer(mgr, o, store); err != nil {
 		return nil, err
 	}
 	if a := o.AppAPI; a.BindAddress != "" {
@@ -94,13 +100,40 @@ func setupControllers(mgr ctrl.Manager, o Options, store *storage.MinIO, engine 
 	return nil
 }
 
-// signer adapts storage to the engine: every push gets a freshly signed URL.
-type signer struct {
+// deviceURLs chooses how pushes name the image: a short URL of the
+// download service, or (opted in) an S3 pre-signed URL.
+func deviceURLs(o Options, store *storage.MinIO) (fleet.URLSigner, error) {
+	if o.Download.S3PresignedURLs {
+		if w := store.DevicePortWarning(); w != "" {
+			ctrl.Log.Info("Devices may not reach firmware downloads", "warning", w)
+		}
+		ctrl.Log.Info("Devices get S3 pre-signed URLs (--s3-presigned-urls): devices built on the vendor SDK cannot take them")
+		return presigner{store, o.S3.URLExpiry}, nil
+	}
+	s, err := download.NewSigner(o.Download.URL, o.Download.Secret, o.Download.TTL)
+	if err != nil {
+		return nil, fmt.Errorf("download URLs: %w", err)
+	}
+	return serviceURLs{s}, nil
+}
+
+// serviceURLs signs short URLs of the download service. The service serves
+// the operator's bucket, where every image is stored, so the bucket is not
+// part of the URL.
+type serviceURLs struct{ s *download.Signer }
+
+func (u serviceURLs) PresignGet(_ context.Context, _, key string) (string, error) {
+	return u.s.URL(key, time.Now())
+}
+
+// presigner adapts storage to the engine: every push gets a freshly signed
+// S3 URL.
+type presigner struct {
 	store  *storage.MinIO
 	expiry time.Duration
 }
 
-func (s signer) PresignGet(ctx context.Context, bucket, key string) (string, error) {
+func (s presigner) PresignGet(ctx context.Context, bucket, key string) (string, error) {
 	u, err := s.store.PresignGet(ctx, bucket, key, s.expiry)
 	if err != nil {
 		return "", err
