@@ -35,6 +35,12 @@ const (
 	ReasonAborted            = "AbortThresholdExceeded"
 	ReasonFailed             = "Failed"
 	ReasonNonDefaultPort     = "DeviceEndpointNonDefaultPort"
+	// ReasonScheduleEnded: the batch's schedule.end passed before it
+	// started, so it ended without selecting a device.
+	ReasonScheduleEnded = "ScheduleEnded"
+	// ReasonUnknownDevices: a List scope names devices the product's
+	// inventory does not hold (counted in status.unknownDevices).
+	ReasonUnknownDevices = "UnknownDevices"
 )
 
 // DefaultModule is the module whose version is the whole device's firmware
