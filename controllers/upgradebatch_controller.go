@@ -65,6 +65,7 @@ func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		setScheduleEnded(ub, msg, time.Now())
 		return ctrl.Result{}, r.patchStatus(ctx, orig, ub)
 	}
+	clearScheduleEnded(ub)
 	st, err := r.sync(ctx, ub)
 	if requeue, ok := requeueFor(err); ok {
 		r.setWaiting(ub, err)

@@ -106,3 +106,12 @@ func setScheduleEnded(ub *otav1.UpgradeBatch, msg string, now time.Time) {
 	setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonScheduleEnded, msg)
 	setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, otav1.ReasonScheduleEnded, msg)
 }
+
+// clearScheduleEnded forgets the end of a batch that missed its schedule
+// once a later schedule.end gives it another chance, so that the run that
+// follows gets its own completion time.
+func clearScheduleEnded(ub *otav1.UpgradeBatch) {
+	if readyOf(ub.Status).Reason == otav1.ReasonScheduleEnded {
+		ub.Status.CompletionTime = nil
+	}
+}

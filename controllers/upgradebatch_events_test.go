@@ -99,4 +99,12 @@ func TestMissedSchedule(t *testing.T) {
 	if missedSchedule(ub, now) == "" {
 		t.Fatal("an ended batch must stay ended on the next reconcile")
 	}
+	ub.Spec.Schedule.End = &future
+	if missedSchedule(ub, now) != "" {
+		t.Fatal("a later end must give the batch another chance")
+	}
+	clearScheduleEnded(ub)
+	if ub.Status.CompletionTime != nil {
+		t.Fatal("a revived batch keeps the completion time of its missed schedule")
+	}
 }
