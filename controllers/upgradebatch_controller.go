@@ -62,6 +62,11 @@ func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	orig := ub.DeepCopy()
+	if msg := missedSchedule(ub, time.Now()); msg != "" {
+		setScheduleEnded(ub, msg, time.Now())
+		return ctrl.Result{}, r.patchStatus(ctx, orig, ub)
+	}
+	clearScheduleEnded(ub)
 	st, err := r.sync(ctx, ub)
 	if requeue, ok := requeueFor(err); ok {
 		r.setWaiting(ub, err)
@@ -71,7 +76,6 @@ func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	r.setStatus(ub, st)
-	r.announce(orig, ub)
 	return ctrl.Result{RequeueAfter: st.NextCheck}, r.patchStatus(ctx, orig, ub)
 }
 
@@ -259,38 +263,6 @@ func progressMessage(s fleet.Status) (string, string) {
 		s.CurrentWave, s.Waves, s.Counts.Succeeded+s.Counts.Failed+s.Counts.TimedOut+s.Counts.Canceled, s.Counts.Total)
 }
 
-// announce records Events for the transitions people care about.
-func (r *UpgradeBatchReconciler) announce(old, ub *otav1.UpgradeBatch) {
-	if r.Recorder == nil {
-		return
-	}
-	o, n := old.Status, ub.Status
-	if n.CurrentWave > o.CurrentWave && n.Waves > 1 {
-		r.Recorder.Eventf(ub, nil, corev1.EventTypeNormal, "WaveStarted", "Rollout", "Wave %d of %d started", n.CurrentWave, n.Waves)
-	}
-	if n.Phase != o.Phase {
-		switch n.Phase {
-		case otav1.BatchCompleted:
-			r.Recorder.Eventf(ub, nil, corev1.EventTypeNormal, "Completed", "Rollout", "%d of %d devices upgraded, %d failed",
-				n.Counts.Succeeded, n.Counts.Total, n.Counts.Failed+n.Counts.TimedOut)
-		case otav1.BatchAborted:
-			r.Recorder.Eventf(ub, nil, corev1.EventTypeWarning, "Aborted", "Rollout", "Aborted: %s",
-				conditionMessage(n, otav1.ConditionStalled))
-		case otav1.BatchCanceled:
-			r.Recorder.Eventf(ub, nil, corev1.EventTypeNormal, "Canceled", "Rollout", "Canceled")
-		}
-	}
-}
-
-func conditionMessage(st otav1.UpgradeBatchStatus, typ string) string {
-	for _, c := range st.Conditions {
-		if c.Type == typ {
-			return c.Message
-		}
-	}
-	return ""
-}
-
 func (r *UpgradeBatchReconciler) patchStatus(ctx context.Context, orig, ub *otav1.UpgradeBatch) error {
 	if equality.Semantic.DeepEqual(orig.Status, ub.Status) {
 		return nil
@@ -302,6 +274,7 @@ func (r *UpgradeBatchReconciler) patchStatus(ctx context.Context, orig, ub *otav
 		log.FromContext(ctx).V(1).Info("Status patch failed", "error", err.Error())
 		return client.IgnoreNotFound(err)
 	}
+	announceBatch(r.Recorder, ub, orig.Status, ub.Status)
 	return nil
 }
 

@@ -66,9 +66,9 @@ func (r *VerificationRunReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.patchStatus(ctx, orig, vr); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.recordVerification(ctx, vr); err != nil {
-		return ctrl.Result{}, err
-	}
+	// Announced right after the status write that made the transition, so
+	// that neither a failed Firmware update below nor a repeat reconcile
+	// from a stale cache (its patch conflicts) can drop or repeat it.
 	if vr.Status.Phase != orig.Status.Phase && r.Recorder != nil && isFinal(vr.Status.Phase) {
 		kind := corev1.EventTypeNormal
 		if vr.Status.Phase == otav1.RunFailed {
@@ -76,6 +76,9 @@ func (r *VerificationRunReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		r.Recorder.Eventf(vr, nil, kind, "Verification"+string(vr.Status.Phase), "Verify", "Verification %s: %s",
 			strings.ToLower(string(vr.Status.Phase)), conditionText(vr.Status.Conditions))
+	}
+	if err := r.recordVerification(ctx, vr); err != nil {
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: st.NextCheck}, nil
 }

@@ -37,6 +37,12 @@ const (
 	ReasonNothingSelected    = "NothingSelected"  // a finished batch selected no device
 	ReasonNoDeviceUpgraded   = "NoDeviceUpgraded" // a finished batch upgraded none of its devices
 	ReasonNonDefaultPort     = "DeviceEndpointNonDefaultPort"
+	// ReasonScheduleEnded: the batch's schedule.end passed before it
+	// started, so it ended without selecting a device.
+	ReasonScheduleEnded = "ScheduleEnded"
+	// ReasonUnknownDevices: a List scope names devices the product's
+	// inventory does not hold (counted in status.unknownDevices).
+	ReasonUnknownDevices = "UnknownDevices"
 )
 
 // DefaultModule is the module whose version is the whole device's firmware

@@ -201,8 +201,10 @@ type UploadStatus struct {
 
 // Verification is the verification state of an image.
 type Verification struct {
-	// state: Unverified, Verifying, Verified or Failed.
+	// state: Unverified, Verifying, Verified or Failed; Unverified until a
+	// VerificationRun starts.
 	// +optional
+	// +kubebuilder:default=Unverified
 	State VerificationState `json:"state,omitempty"`
 	// run is the VerificationRun that set the state.
 	// +optional
@@ -256,6 +258,7 @@ type FirmwareStatus struct {
 	Upload *UploadStatus `json:"upload,omitempty"`
 	// verification is set by VerificationRuns.
 	// +optional
+	// +kubebuilder:default={}
 	Verification Verification `json:"verification,omitempty"`
 	// usage counts campaigns and devices.
 	// +optional
@@ -266,6 +269,7 @@ type FirmwareStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=fw,categories=ota
+// +kubebuilder:validation:XValidation:rule="!(oldSelf.?status.?verification.?state.orValue('none') in ['Verifying', 'Verified']) || self.spec.?signMethod.orValue('Md5') == oldSelf.spec.?signMethod.orValue('Md5')",messageExpression="'spec.signMethod cannot change once the image is ' + oldSelf.status.verification.state + ': devices were tested with its sign; create a new Firmware'"
 // +kubebuilder:printcolumn:name="Product",type=string,JSONPath=`.spec.product`
 // +kubebuilder:printcolumn:name="Module",type=string,JSONPath=`.spec.module`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
@@ -282,8 +286,10 @@ type Firmware struct {
 	// spec is the desired image.
 	// +required
 	Spec FirmwareSpec `json:"spec"`
-	// status is the stored image and its verification.
+	// status is the stored image and its verification. Defaulted so that
+	// the Verification column reads Unverified from the start.
 	// +optional
+	// +kubebuilder:default={}
 	Status FirmwareStatus `json:"status,omitempty"`
 }
 

@@ -33,8 +33,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type == oldSelf.type",message="type is immutable"
 // +kubebuilder:validation:XValidation:rule="self.scope == oldSelf.scope",message="scope is immutable"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cancel) || has(self.cancel)",message="a canceled batch cannot be resumed"
-// +kubebuilder:validation:XValidation:rule="!has(self.retry) || duration(self.retry.interval) < duration(self.timeout)",message="retry.interval must be shorter than timeout"
-// +kubebuilder:validation:XValidation:rule="!has(self.schedule) || !has(self.schedule.start) || !has(self.schedule.end) || timestamp(self.schedule.end) > timestamp(self.schedule.start)",message="schedule.end must be after schedule.start"
+// +kubebuilder:validation:XValidation:rule="!has(self.retry) || !has(self.retry.interval) || !has(self.timeout) || !self.retry.interval.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || !self.timeout.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || duration(self.retry.interval) < duration(self.timeout)",message="retry.interval must be shorter than timeout"
+// +kubebuilder:validation:XValidation:rule="!has(self.schedule) || !has(self.schedule.start) || !has(self.schedule.end) || timestamp(self.schedule.end) > timestamp(self.schedule.start)",messageExpression="'schedule.end must be after schedule.start: ' + string(self.schedule.end) + ' is not after ' + string(self.schedule.start)"
 type UpgradeBatchSpec struct {
 	// firmware is the name of the Firmware in this namespace to roll out;
 	// its product and module are the batch's.
@@ -102,7 +102,10 @@ type UpgradeBatchSpec struct {
 	// to reporting the new version: 1m to 24h.
 	// +optional
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="timeout must be between 1m and 24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$')",messageExpression="'timeout must be a duration such as 90s, 10m or 1h30m, not ' + self"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",messageExpression="'timeout must be between 1m and 24h, not ' + self"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// schedule delays the start and bounds the end of the batch.
@@ -130,10 +133,13 @@ type UpgradeBatchSpec struct {
 	// +optional
 	Overwrite bool `json:"overwrite,omitempty"`
 
-	// tags are passed to devices in the push's extData.
+	// tags are passed to devices in the push's extData; keys are not empty
+	// and do not start with "_", which marks the firmware's own entries.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=10
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 64 && self[k].size() <= 256)",message="tag keys are at most 64 and values at most 256 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() > 0)",message="tag keys must not be empty: devices cannot receive an extData entry without a name"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('_'))",messageExpression="'tag keys starting with _ are reserved for the entries otafleet sets from the Firmware (_package_udi, _ed25519_signature): rename ' + self.filter(k, k.startsWith('_')).join(', ')"
 	Tags map[string]string `json:"tags,omitempty"`
 
 	// paused stops new pushes; devices already pushed carry on.
@@ -223,8 +229,13 @@ type Wave struct {
 
 // WavePause holds a rollout after a wave.
 type WavePause struct {
-	// duration to wait; without it the pause lasts until promoted.
+	// duration to wait, at least 1s; without it the pause lasts until
+	// promoted.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$')",messageExpression="'pause.duration must be a duration such as 90s, 10m or 1h30m, not ' + self"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || (duration(self) >= duration('1s'))",messageExpression="'pause.duration must be at least 1s, not ' + self"
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
@@ -256,9 +267,13 @@ type RetryPolicy struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=5
 	Count int32 `json:"count,omitempty"`
-	// interval between a failure and the retry.
+	// interval between a failure and the retry, at least 1s.
 	// +optional
 	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$')",messageExpression="'retry.interval must be a duration such as 90s, 10m or 1h30m, not ' + self"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || (duration(self) >= duration('1s'))",messageExpression="'retry.interval must be at least 1s, not ' + self"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 	// timedOut also retries devices that timed out.
 	// +optional
@@ -344,6 +359,11 @@ type UpgradeBatchStatus struct {
 	// select again.
 	// +optional
 	SelectionComplete bool `json:"selectionComplete,omitempty"`
+	// unknownDevices counts devices a List scope names that the product's
+	// inventory does not hold; they are not selected (condition reason
+	// UnknownDevices).
+	// +optional
+	UnknownDevices int64 `json:"unknownDevices,omitempty"`
 	// slices is the number of UpgradeSlices holding the device tasks.
 	// +optional
 	Slices int32 `json:"slices,omitempty"`

@@ -38,7 +38,10 @@ type VerificationRunSpec struct {
 	// to reporting the new version: 1m to 24h.
 	// +optional
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="timeout must be between 1m and 24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$')",messageExpression="'timeout must be a duration such as 90s, 10m or 1h30m, not ' + self"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",messageExpression="'timeout must be between 1m and 24h, not ' + self"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// maxPushes is how many times a device is pushed the same attempt
@@ -137,6 +140,7 @@ type VerificationRunStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=vr,categories=ota
+// +kubebuilder:validation:XValidation:rule="!(oldSelf.?status.?phase.orValue('none') in ['Succeeded', 'Failed', 'Canceled']) || self.spec.?sourceVersions.orValue([]) == oldSelf.spec.?sourceVersions.orValue([])",messageExpression="'spec.sourceVersions cannot change after the run finished (' + oldSelf.status.phase + '): it records what was verified; create a new VerificationRun'"
 // +kubebuilder:printcolumn:name="Firmware",type=string,JSONPath=`.spec.firmware`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.counts.succeeded`

@@ -31,6 +31,10 @@ type config struct {
 	keepRunning      bool
 	summaryJSON      bool
 	seed             int64
+	appAPI           bool
+	appAPIAddress    string
+	metricsAddress   string
+	logLevel         string
 }
 
 func main() {
@@ -46,10 +50,15 @@ func main() {
 	flag.BoolVar(&c.keepRunning, "keep-running", false, "Keep everything running after the rollout, until Ctrl-C.")
 	flag.BoolVar(&c.summaryJSON, "summary-json", false, "Print the final batch status as JSON on stdout (for scripts and tests).")
 	flag.Int64Var(&c.seed, "seed", 1, "Seed of the simulated failures.")
+	flag.BoolVar(&c.appAPI, "app-api", true, "Start the mobile-app API and print a token for a demo user and curl lines to try.")
+	flag.StringVar(&c.appAPIAddress, "app-api-address", "127.0.0.1:8443", "Where the app API listens (a free loopback port if taken).")
+	flag.StringVar(&c.metricsAddress, "metrics-address", "127.0.0.1:8080", "Where the manager serves /metrics (a free loopback port if taken).")
+	flag.StringVar(&c.logLevel, "log-level", "info", "Level of the manager's log file: debug, info, error, or a number for more detail.")
 	flag.Parse()
 
 	// client-go reports the requests that shutdown cancels; the
-	// playground's terminal is for the rollout.
+	// playground's terminal is for the rollout (run sends them to the
+	// manager's log file once it exists).
 	klog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -33,7 +33,13 @@ func run(ctx context.Context, c config) error {
 	defer cleanup()
 	say("Starting kube-apiserver, etcd, an MQTT broker and MinIO (the first run builds them from source: 15-20 minutes on 2 cores)")
 	start := time.Now()
-	l, err := lab.Start(ctx, labOptions(c, dir))
+	opts := labOptions(c, dir)
+	logPath, err := observe(c, dir, &opts)
+	if err != nil {
+		return err
+	}
+	say("Manager logs go to %s (--log-level %s)", logPath, c.logLevel)
+	l, err := lab.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -46,6 +52,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	say("Control plane, broker (%s) and storage (%s) up in %s", l.Broker.Address, l.Storage.Endpoint, time.Since(start).Round(time.Second))
+	say("Metrics: curl -s http://%s/metrics | grep ^otafleet_", opts.MetricsAddr)
 
 	fleet, err := bootFleet(ctx, l, c)
 	if err != nil {
@@ -61,6 +68,11 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	printExplore(kubeconfig, l, c)
+	if c.appAPI {
+		if err := tryAppAPI(opts.AppAPI, fleet.DeviceNames()[:3]); err != nil {
+			return err
+		}
+	}
 	ub, err := rollout(ctx, l, fw)
 	if err != nil {
 		return err

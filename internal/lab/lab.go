@@ -49,6 +49,11 @@ type Options struct {
 	Engine operator.EngineOptions
 	// Log receives the manager's logs; the zero value discards them.
 	Log logr.Logger
+	// MetricsAddr serves the manager's metrics there ("127.0.0.1:8080");
+	// empty turns them off.
+	MetricsAddr string
+	// AppAPI starts the app API when its BindAddress is set.
+	AppAPI operator.AppAPIOptions
 }
 
 // Lab is a running control plane, broker, storage and manager.
@@ -106,8 +111,12 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	metrics := o.MetricsAddr
+	if metrics == "" {
+		metrics = "0"
+	}
 	l.Options = operator.Options{
-		MetricsAddr: "0", ProbeAddr: "0",
+		MetricsAddr: metrics, ProbeAddr: "0", AppAPI: o.AppAPI,
 		MQTT: operator.MQTTOptions{Broker: l.BrokerURL, ClientID: "otafleet-lab"},
 		S3: operator.S3Options{Endpoint: l.Storage.Endpoint, Insecure: true, Bucket: "otafleet-firmware",
 			Region: "us-east-1", URLExpiry: 15 * time.Minute, AccessKey: l.Storage.AccessKey, SecretKey: l.Storage.SecretKey},

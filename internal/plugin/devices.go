@@ -21,9 +21,9 @@ import (
 const slicesPerPage = 50
 
 type devicesOptions struct {
-	product, batch, state, module, version string
-	limit                                  int
-	pageSize                               int64
+	product, batch, run, state, module, version string
+	limit                                       int
+	pageSize                                    int64
 }
 
 func newDevicesCommand(o *rootOptions) *cobra.Command {
@@ -33,18 +33,24 @@ func newDevicesCommand(o *rootOptions) *cobra.Command {
 		Short: "List devices from the inventory, or the devices of a batch",
 		Long: "Without --batch, lists the product's inventory (DeviceSlices): modules and\n" +
 			"versions, last seen, and the task holding each device. With --batch, lists the\n" +
-			"batch's device tasks (UpgradeSlices): state, step, attempt and failure reason.\n" +
+			"batch's device tasks (UpgradeSlices): state, step, attempt and failure reason;\n" +
+			"--run (or --batch vr/NAME) does the same for a VerificationRun.\n" +
 			"Rows are printed page by page, so large fleets start printing at once.",
 		Example: "  kubectl ota devices --product smart-plug --module wifi --version 1.0.0\n" +
-			"  kubectl ota devices --batch smart-plug-wifi-1.1.0 --state FAILED",
+			"  kubectl ota devices --batch smart-plug-wifi-1.1.0 --state FAILED\n" +
+			"  kubectl ota devices --run smart-plug-wifi-1.1.0-lab",
 		Args: cobra.NoArgs,
 		RunE: o.runE(func(ctx context.Context, c client.Client, ns string, _ []string) error {
 			if d.pageSize <= 0 {
 				return fmt.Errorf("--chunk-size must be positive")
 			}
 			d.state = strings.ToUpper(d.state)
-			if d.batch != "" {
-				return d.listTasks(ctx, c, ns, o.streams.Out)
+			kind, name, err := d.campaign()
+			if err != nil {
+				return err
+			}
+			if name != "" {
+				return d.listTasks(ctx, c, ns, kind, name, o.streams.Out)
 			}
 			if d.product == "" {
 				return fmt.Errorf("--product is required without --batch")
@@ -54,7 +60,8 @@ func newDevicesCommand(o *rootOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&d.product, "product", "", "Product (name of the Product object); required without --batch")
-	f.StringVar(&d.batch, "batch", "", "List the device tasks of this UpgradeBatch")
+	f.StringVar(&d.batch, "batch", "", "List the device tasks of this UpgradeBatch (or of vr/NAME, a VerificationRun)")
+	f.StringVar(&d.run, "run", "", "List the device tasks of this VerificationRun")
 	f.StringVar(&d.state, "state", "", "Only tasks in this state (CONFIRM, QUEUED, NOTIFIED, IN_PROGRESS, SUCCEEDED, FAILED, TIMED_OUT, CANCELED)")
 	f.StringVar(&d.module, "module", "", "Only devices reporting this module (with --batch: the batch's module)")
 	f.StringVar(&d.version, "version", "", "Only devices on this version (of --module, or of any module); with --batch, the version before the upgrade")
@@ -125,9 +132,34 @@ func (d *devicesOptions) matchDevice(dev otav1.DeviceRecord) bool {
 	return false
 }
 
-func (d *devicesOptions) listTasks(ctx context.Context, c client.Client, ns string, out io.Writer) error {
-	ub := &otav1.UpgradeBatch{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: d.batch}, ub); err != nil {
+// campaign returns the campaign whose tasks to list, if any: --run NAME,
+// --batch NAME, or --batch with kubectl's short names (ub/NAME, vr/NAME).
+func (d *devicesOptions) campaign() (otav1.CampaignKind, string, error) {
+	if d.run != "" && d.batch != "" {
+		return "", "", fmt.Errorf("--run and --batch name one campaign each; give one of them")
+	}
+	if d.run != "" {
+		return otav1.KindVerificationRun, d.run, nil
+	}
+	prefix, name, found := strings.Cut(d.batch, "/")
+	if !found {
+		return otav1.KindUpgradeBatch, d.batch, nil
+	}
+	switch strings.ToLower(prefix) {
+	case "vr", "verificationrun", "verificationruns":
+		return otav1.KindVerificationRun, name, nil
+	case "ub", "upgradebatch", "upgradebatches":
+		return otav1.KindUpgradeBatch, name, nil
+	}
+	return "", "", fmt.Errorf("--batch %s: want NAME, ub/NAME or vr/NAME", d.batch)
+}
+
+func (d *devicesOptions) listTasks(ctx context.Context, c client.Client, ns string, kind otav1.CampaignKind, name string, out io.Writer) error {
+	var obj client.Object = &otav1.UpgradeBatch{}
+	if kind == otav1.KindVerificationRun {
+		obj = &otav1.VerificationRun{}
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
 		return err
 	}
 	t := newStreamTable(out, "NAME", "STATE", "STEP", "ATTEMPT", "REASON")
@@ -151,10 +183,10 @@ func (d *devicesOptions) listTasks(ctx context.Context, c client.Client, ns stri
 		}
 		return true, t.Flush()
 	}, client.InNamespace(ns), client.MatchingLabels{
-		otav1.LabelCampaign: d.batch, otav1.LabelKind: string(otav1.KindUpgradeBatch),
+		otav1.LabelCampaign: name, otav1.LabelKind: string(kind),
 	})
 	if err == nil && printed == 0 {
-		fmt.Fprintf(out, "No device tasks of upgradebatch %s match.\n", d.batch)
+		fmt.Fprintf(out, "No device tasks of %s %s match.\n", strings.ToLower(string(kind)), name)
 	}
 	return err
 }

@@ -46,7 +46,7 @@ func newFirmwareCommand(o *rootOptions) *cobra.Command {
 	f.StringVar(&p.module, "module", otav1.DefaultModule, "OTA module the image is for")
 	f.StringVar(&p.version, "version", "", "Version the devices report after installing the image")
 	f.StringVar(&p.signMethod, "sign-method", string(otav1.SignMethodMD5), "Digest devices check: Md5 or Sha256")
-	f.StringVar(&p.name, "name", "", "Name of the Firmware (default <product>-<module>-<version>)")
+	f.StringVar(&p.name, "name", "", "Name of the Firmware (default <product>-<module>-<version>, or <product>-<version> for the default module)")
 	f.StringVar(&p.description, "description", "", "Release notes shown to users in the app")
 	f.DurationVar(&p.timeout, "timeout", 10*time.Minute, "How long to wait for the operator at each step")
 	_ = push.MarkFlagRequired("product")

@@ -131,7 +131,7 @@ func renderBatch(w io.Writer, ub *otav1.UpgradeBatch, now time.Time) {
 	}
 	for _, t := range []string{otav1.ConditionStalled, otav1.ConditionReady} {
 		if c := apimeta.FindStatusCondition(s.Conditions, t); c != nil && c.Message != "" && (t == otav1.ConditionStalled) == (c.Status == "True") {
-			fmt.Fprintf(w, "\n%s: %s: %s\n", t, c.Reason, c.Message)
+			fmt.Fprintf(w, "\n%s\n", conditionLine(t, string(c.Status), c.Reason, c.Message))
 		}
 	}
 }

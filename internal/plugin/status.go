@@ -39,7 +39,8 @@ func newStatusCommand(o *rootOptions) *cobra.Command {
 	}
 	batch.Flags().BoolVarP(&watch, "watch", "w", false, "Refresh until the batch finishes")
 	batch.Flags().DurationVar(&interval, "interval", 2*time.Second, "Refresh interval with --watch")
-	cmd.AddCommand(batch)
+	batch.Aliases = []string{"ub", "upgradebatch"}
+	cmd.AddCommand(batch, newStatusRunCommand(o))
 	return cmd
 }
 

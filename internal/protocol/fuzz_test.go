@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -24,6 +25,14 @@ var payloadSeeds = []string{
 	`{"id":"1","params":{"version":"1","module":"default"},"x":[{"y":[1,2,{"z":"}"}]}]}`,
 	"{\"params\":{\"step\":\"1\",\"desc\":\"a\xffb\"}}",
 	`[]`, `"x"`, `{`, ``, `null`, `{"id":1e3}`,
+	// ids at and around the edges of the rule
+	`{"id":4294967295,"params":{"version":"1","step":"1"}}`,
+	`{"id":"4294967296","params":{"version":"1","step":"1"}}`,
+	`{"id":"abc","params":{"version":"1","step":"1"}}`,
+	`{"id":"","params":{"version":"1","step":"1"}}`,
+	`{"id":99999999999,"params":{"version":"1","step":"1"}}`,
+	`{"id":"\u0039","params":{"version":"1","step":"1"}}`,
+	`{"params":{"version":"1","step":"1"}}`,
 }
 
 // FuzzDecode checks Decode against a reference built on encoding/json: both
@@ -63,7 +72,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 var (
-	idRE   = regexp.MustCompile(`^[0-9]{1,19}$`)
+	idRE   = regexp.MustCompile(`^[0-9]{1,10}$`)
 	stepRE = regexp.MustCompile(`^-?[0-9]{1,3}$`)
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
@@ -91,26 +100,22 @@ func referenceDecode(kind Kind, payload []byte) (Message, error) {
 	if _, ok := top["data"]; ok && kind == KindRequest {
 		return Message{}, ErrOwnReply
 	}
-	switch id := top["id"].(type) {
-	case nil:
+	if top["id"] == nil {
+		return Message{}, fail // missing or null
+	}
+	var id string
+	switch v := top["id"].(type) {
 	case json.Number:
-		if !idRE.MatchString(string(id)) {
-			return Message{}, fail
-		}
-		m.ID = string(id)
+		id = string(v)
 	case string:
-		if len(id) > 64 {
-			return Message{}, fail
-		}
-		for i := 0; i < len(id); i++ {
-			if id[i] <= ' ' || id[i] >= 0x7f {
-				return Message{}, fail
-			}
-		}
-		m.ID = id
+		id = v
 	default:
 		return Message{}, fail
 	}
+	if n, err := strconv.ParseUint(id, 10, 64); !idRE.MatchString(id) || err != nil || n > MaxID {
+		return Message{}, fail
+	}
+	m.ID = id
 	switch mod := params["module"].(type) {
 	case nil:
 	case string:

@@ -28,8 +28,8 @@ type Message struct {
 	Version string
 	// Desc is the progress description, at most MaxDescLen characters.
 	Desc string
-	// ID is the message id as text (devices send a string or a number); it
-	// is echoed in replies. Empty when the device sent none.
+	// ID is the message id as text, digits only (devices send a string or
+	// a number, 0..MaxID); it is echoed in replies.
 	ID string
 	// ReceivedAt is when the transport received the message; Decode leaves
 	// it zero.
@@ -61,9 +61,6 @@ func Decode(topic string, payload []byte) (Message, error) {
 	if kind == KindRequest && f.hasData {
 		return Message{}, ErrOwnReply
 	}
-	if m.ID, err = f.id(); err != nil {
-		return Message{}, err
-	}
 	if f.module.kind != 0 && f.module.kind != 'n' {
 		if m.Module, err = moduleText(f.module); err != nil {
 			return Message{}, err
@@ -89,6 +86,11 @@ func Decode(topic string, payload []byte) (Message, error) {
 		if m.Version, err = versionText(f.version, false); err != nil {
 			return Message{}, err
 		}
+	}
+	// The id is checked last, so that a message with several faults is
+	// refused for the one in its content, which says more about the device.
+	if m.ID, err = idText(f.idVal); err != nil {
+		return Message{}, err
 	}
 	return m, nil
 }
@@ -162,34 +164,49 @@ func scanParams(s *scanner, f *fields) {
 	}
 }
 
-// id accepts the documented string of digits, the C SDK's bare number, and
-// for robustness any short printable token; a missing or null id is "".
-func (f *fields) id() (string, error) {
-	v := f.idVal
+// MaxID is the largest message id: the guide documents ids as strings of
+// digits in 0..4294967295 (a uint32, which is what device SDKs count with).
+const MaxID = 4294967295
+
+// idText accepts an id that is a string of digits (the documented form) or
+// a JSON number (the vendor's C SDK), an integer in 0..MaxID, and returns it
+// as text to echo in replies. Everything else is refused, a missing id
+// included: every device SDK sends one, a reply needs it, and a message
+// without one comes from a client that does not speak the protocol, which
+// the rejection counter and log line then make visible.
+func idText(v value) (string, error) {
+	var raw []byte
 	switch v.kind {
-	case 0, 'n':
-		return "", nil
 	case '0':
-		if _, ok := integer(v.raw, 19); !ok || v.raw[0] == '-' {
-			return "", newError(ReasonInvalidID, "id is not a non-negative integer: "+quote(v.raw))
-		}
-		return string(v.raw), nil
+		raw = v.raw
 	case '"':
-		t := v.text()
-		if len(t) == 0 {
-			return "", nil
-		}
-		if len(t) > 64 {
-			return "", newError(ReasonInvalidID, "id longer than 64 bytes")
-		}
-		for _, c := range t {
-			if c <= ' ' || c >= 0x7f {
-				return "", newError(ReasonInvalidID, "id has a non-printable character")
-			}
-		}
-		return string(t), nil
+		raw = v.text()
+	case 0, 'n':
+		return "", newError(ReasonInvalidID, "missing id")
+	default:
+		return "", newError(ReasonInvalidID, "id is neither a string nor a number")
 	}
-	return "", newError(ReasonInvalidID, "id is neither a string nor a number")
+	if !digitsOnly(raw, 10) {
+		return "", newError(ReasonInvalidID, "id must be an integer in 0..4294967295: "+quote(raw))
+	}
+	if n, _ := integer(raw, 10); n > MaxID {
+		return "", newError(ReasonInvalidID, "id must be an integer in 0..4294967295: "+quote(raw))
+	}
+	return string(raw), nil
+}
+
+// digitsOnly reports whether b is 1..maxDigits ASCII digits: no sign,
+// fraction, exponent or space.
+func digitsOnly(b []byte, maxDigits int) bool {
+	if len(b) == 0 || len(b) > maxDigits {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func versionText(v value, required bool) (string, error) {

@@ -90,6 +90,42 @@ func TestBadManifestsRefused(t *testing.T) {
 			b.Spec.Schedule = &otav1.Schedule{Start: &start, End: &before}
 			return b
 		}, "schedule.end must be after schedule.start"},
+		{"schedule end equal to start", func() client.Object {
+			b := validBatch()
+			b.Spec.Schedule = &otav1.Schedule{Start: &start, End: &start}
+			return b
+		}, "schedule.end must be after schedule.start"},
+		{"empty tag key", func() client.Object {
+			b := validBatch()
+			b.Spec.Tags = map[string]string{"": "x"}
+			return b
+		}, "tag keys must not be empty"},
+		{"reserved tag keys", func() client.Object {
+			b := validBatch()
+			b.Spec.Tags = map[string]string{"_ed25519_signature": "forged", "_package_udi": "injected", "ok": "1"}
+			return b
+		}, "reserved for the entries otafleet sets from the Firmware (_package_udi, _ed25519_signature): rename _"},
+		{"negative retry interval", func() client.Object {
+			b := validBatch()
+			b.Spec.Retry = &otav1.RetryPolicy{Count: 1, Interval: dur(-5 * time.Minute)}
+			return b
+		}, "retry.interval must be at least 1s, not -5m0s"},
+		{"zero retry interval", func() client.Object {
+			b := validBatch()
+			b.Spec.Retry = &otav1.RetryPolicy{Count: 1, Interval: dur(0)}
+			return b
+		}, "retry.interval must be at least 1s, not 0s"},
+		{"negative wave pause", func() client.Object {
+			b := validBatch()
+			b.Spec.Waves = []otav1.Wave{{Percent: 10, Pause: &otav1.WavePause{Duration: dur(-5 * time.Minute)}}, {Percent: 100}}
+			return b
+		}, "pause.duration must be at least 1s, not -5m0s"},
+		{"zero wave pause", func() client.Object {
+			b := validBatch()
+			b.Spec.Waves = []otav1.Wave{{Percent: 10, Pause: &otav1.WavePause{Duration: dur(0)}}, {Percent: 100}}
+			return b
+		}, "pause.duration must be at least 1s"},
+		{"verification timeout below 1m", func() client.Object { r := validRun(); r.Spec.Timeout = dur(time.Second); return r }, "timeout must be between 1m and 24h, not 1s"},
 		{"invalid source version", func() client.Object {
 			b := validBatch()
 			b.Spec.SourceVersions = []string{"1.0 beta"}
