@@ -128,13 +128,15 @@ func (l *requestLog) all() []request {
 // rawRecorder keeps the raw payloads devices publish, by topic, for
 // checks byte for byte.
 type rawRecorder struct {
-	mu   sync.Mutex
-	msgs map[string][]string
+	t       *testing.T
+	mu      sync.Mutex
+	msgs    map[string][]string
+	changed chan struct{} // closed and replaced on every message
 }
 
 func recordRaw(t *testing.T, url string) *rawRecorder {
 	t.Helper()
-	r := &rawRecorder{msgs: map[string][]string{}}
+	r := &rawRecorder{t: t, msgs: map[string][]string{}, changed: make(chan struct{})}
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("raw-" + t.Name()).SetOrderMatters(true))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("raw recorder connect: %v", tok.Error())
@@ -144,6 +146,8 @@ func recordRaw(t *testing.T, url string) *rawRecorder {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.msgs[m.Topic()] = append(r.msgs[m.Topic()], string(m.Payload()))
+		close(r.changed)
+		r.changed = make(chan struct{})
 	})
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("raw recorder subscribe: %v", tok.Error())
@@ -155,4 +159,24 @@ func (r *rawRecorder) of(topic string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.msgs[topic]...)
+}
+
+// atLeast waits until n messages arrived on topic: the broker forwards
+// them to the recorder after the device has its PUBACKs.
+func (r *rawRecorder) atLeast(topic string, n int) []string {
+	r.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r.mu.Lock()
+		got, ch := append([]string(nil), r.msgs[topic]...), r.changed
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			r.t.Fatalf("timed out waiting for %d messages on %s; have %q", n, topic, got)
+		}
+	}
 }
