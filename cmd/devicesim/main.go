@@ -60,7 +60,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&c.Devices, "devices", 10, "number of devices")
 	fs.StringVar(&c.NamePrefix, "prefix", "dev-", "device name prefix")
 	fs.StringVar(&o.modules, "modules", "default=1.0.0", "modules and starting versions, name=version,...")
-	mode := fs.String("mode", string(devicesim.Multiplexed), "connection mode: multiplexed or per-device")
+	mode := fs.String("mode", "", "connection mode: multiplexed or per-device (default multiplexed; per-device for -profile sdk4)")
+	profile := fs.String("profile", string(devicesim.ProfileLenient),
+		"device behaviour: lenient, sdk3 (C SDK 3.x) or sdk4 (LinkSDK 4.x); the strict ones count contract violations")
+	hosts := fs.String("hosts", "", "strict profiles: download hosts mapped to the ip:port standing for their default port, host=ip:port,...")
 	fs.IntVar(&c.Connections, "connections", 0, "multiplexed connections (default one per 2,500 devices)")
 	fs.BoolVar(&c.WildcardSubscriptions, "wildcard", false, "multiplexed: subscribe with product-wide wildcards")
 	fs.BoolVar(&c.Instant, "instant", false, "skip downloads and pacing: report 0 then 100 at once")
@@ -91,7 +94,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	c.Mode = devicesim.ConnMode(*mode)
+	c.Profile = devicesim.Profile(*profile)
 	var err error
+	if c.Hosts, err = parseHosts(*hosts); err != nil {
+		return nil, err
+	}
 	if c.Modules, err = parseModules(o.modules); err != nil {
 		return nil, err
 	}
@@ -121,6 +128,21 @@ func parseModules(s string) ([]devicesim.Module, error) {
 	return out, nil
 }
 
+func parseHosts(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		host, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("host %q: want host=ip:port", part)
+		}
+		out[host] = addr
+	}
+	return out, nil
+}
+
 func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -142,7 +164,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		o.cfg.Logger = logr.Discard()
 	}
 	if o.embedded {
-		b, err := testserver.StartMochi(testserver.MochiOptions{})
+		// 4.x devices need the broker to subscribe them.
+		b, err := testserver.StartMochi(testserver.MochiOptions{AutoSubscribeOTA: o.cfg.Profile == devicesim.ProfileSDK4})
 		if err != nil {
 			return err
 		}

@@ -40,9 +40,31 @@ func TestParseFlags(t *testing.T) {
 		len(c.Modules) != 1 || c.Modules[0].Version != "app-1.0.0" {
 		t.Fatalf("config %+v", c)
 	}
-	for _, bad := range [][]string{{"-modules", "wifi"}, {"extra"}, {"-devices", "x"}} {
+	o, err = parse([]string{"-profile", "sdk4", "-hosts", "dl.example.com=127.0.0.1:8080"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.Profile != devicesim.ProfileSDK4 || o.cfg.Hosts["dl.example.com"] != "127.0.0.1:8080" || o.cfg.Mode != "" {
+		t.Fatalf("config %+v", o.cfg)
+	}
+	for _, bad := range [][]string{{"-modules", "wifi"}, {"extra"}, {"-devices", "x"}, {"-hosts", "dl.example.com"}} {
 		if _, err := parse(bad, io.Discard); err == nil {
 			t.Errorf("parse(%q) accepted it", bad)
 		}
+	}
+}
+
+func TestRunSDK4OnTheEmbeddedBroker(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run([]string{"-embedded-broker", "-profile", "sdk4", "-devices", "5", "-until-informed", "-json", "-report-every", "0"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	var s devicesim.Summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("output is not a JSON summary: %v\n%s", err, out.String())
+	}
+	if s.Informed != 5 || s.Connections != 5 || s.ContractViolations != 0 {
+		t.Fatalf("summary %+v", s)
 	}
 }

@@ -135,6 +135,22 @@ type Config struct {
 	ConnectConcurrency int
 	// Logger receives the simulator's (few) logs; default discards.
 	Logger logr.Logger
+
+	// Profile is how closely devices imitate a generation of the vendor's
+	// SDK: "" or ProfileLenient (default), ProfileSDK3 or ProfileSDK4; see
+	// Profile. ProfileSDK3 implies LegacyRequest; ProfileSDK4 implies (and
+	// needs) PerDevice and sets each device's user name itself.
+	Profile Profile
+	// Hosts maps a download host name to the "ip:port" that stands for
+	// that host's default port (80 for http, 443 for https), like
+	// /etc/hosts plus a NAT rule: the strict profiles always connect to the
+	// default port, whatever the URL says. A host not in the map is dialed
+	// for real. Ignored by the lenient profile, which uses HTTPClient.
+	Hosts map[string]string
+	// DownloadTLS verifies https download servers in the strict profiles;
+	// default the system roots. The device's name for the server is the
+	// URL's host.
+	DownloadTLS *tls.Config
 }
 
 func (c *Config) setDefaults() {
@@ -144,8 +160,17 @@ func (c *Config) setDefaults() {
 	if len(c.Modules) == 0 {
 		c.Modules = []Module{{Name: protocol.DefaultModule, Version: "1.0.0"}}
 	}
+	if c.Profile == "" {
+		c.Profile = ProfileLenient
+	}
 	if c.Mode == "" {
 		c.Mode = Multiplexed
+		if c.Profile == ProfileSDK4 {
+			c.Mode = PerDevice // one connection per device, known to the broker by its user name
+		}
+	}
+	if c.Profile == ProfileSDK3 {
+		c.LegacyRequest = true // 3.x asks on /ota/device/request
 	}
 	if c.Connections == 0 {
 		c.Connections = (c.Devices + 2499) / 2500
@@ -203,6 +228,9 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("module %q/%q: names and versions must be 1..64 of [A-Za-z0-9._-], names unique", m.Name, m.Version))
 		}
 		seen[m.Name] = true
+	}
+	if err := c.validateProfile(); err != nil {
+		errs = append(errs, err)
 	}
 	f := c.Failures
 	for _, r := range []float64{f.DownloadFail, f.DigestMismatch, f.FlashFail, f.NeverFinish, f.GoOffline, f.SlowDownload, f.UpgradeFail} {

@@ -30,12 +30,12 @@ type conn struct {
 // each), well under any broker's packet limit.
 const subscribeChunk = 1000
 
-func newConn(f *Fleet, id string) *conn {
+func newConn(f *Fleet, id, username string) *conn {
 	c := &conn{f: f, id: id, devices: map[string]*device{}, ready: make(chan struct{})}
 	cfg := &f.cfg
 	o := paho.NewClientOptions().AddBroker(cfg.Broker).
 		SetClientID(id).
-		SetUsername(cfg.Username).
+		SetUsername(username).
 		SetPassword(cfg.Password).
 		SetProtocolVersion(4).
 		SetCleanSession(true). // like the vendor SDK: subscriptions are made again on connect
@@ -100,6 +100,9 @@ func (c *conn) setUp(up bool) {
 
 func (c *conn) filters() []string {
 	cfg := &c.f.cfg
+	if cfg.Profile == ProfileSDK4 {
+		return nil // 4.x never subscribes: the broker subscribes it on connect
+	}
 	if len(c.devices) > 1 && cfg.WildcardSubscriptions {
 		return deviceFilters(cfg, "+")
 	}
@@ -198,17 +201,22 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 		return // with wildcard subscriptions: another connection's device
 	}
 	var u *protocol.Upgrade
-	switch kind {
-	case protocol.KindUpgrade:
+	switch {
+	case f.cfg.Profile == ProfileSDK4:
+		if u, err = f.read4(kind, m.Payload()); err != nil {
+			f.violation(dn, ViolationPushUnreadable, err.Error())
+			return // dropped silently, as 4.x does
+		}
+	case kind == protocol.KindUpgrade:
 		var push protocol.Upgrade
 		if _, push, err = protocol.DecodePush(m.Payload()); err == nil {
 			u = &push
 			f.add(&f.count.pushes, 1)
 		}
-	case protocol.KindFirmwareGetReply:
+	case kind == protocol.KindFirmwareGetReply:
 		_, u, err = protocol.DecodeGetReply(m.Payload())
 		f.add(&f.count.replies, 1)
-	case protocol.KindRequest:
+	case kind == protocol.KindRequest:
 		if _, u, err = protocol.DecodeRequestReply(m.Payload()); errors.Is(err, protocol.ErrNotReply) {
 			return // our own request, echoed because we subscribe to the topic
 		}
@@ -224,4 +232,25 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 	if u != nil {
 		d.onUpgrade(*u)
 	}
+}
+
+// read4 reads a push or a firmware/get reply with LinkSDK 4.x's naive
+// reader; a reply with an empty data object means nothing is pending.
+func (f *Fleet) read4(kind protocol.Kind, payload []byte) (*protocol.Upgrade, error) {
+	switch kind {
+	case protocol.KindUpgrade:
+		f.add(&f.count.pushes, 1)
+	case protocol.KindFirmwareGetReply:
+		f.add(&f.count.replies, 1)
+		if _, u, err := protocol.DecodeGetReply(payload); err == nil && u == nil {
+			return nil, nil
+		}
+	default:
+		return nil, nil // 4.x registers handlers for these two topics only
+	}
+	u, err := scanPush4(payload)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
 }

@@ -23,6 +23,7 @@ const (
 	OutcomeStuck          Outcome = "stuck"          // never finishes
 	OutcomeOffline        Outcome = "offline"        // went offline during the attempt
 	OutcomeRejected       Outcome = "rejected"       // upgrade for a module the device lacks
+	OutcomeCrashed        Outcome = "crashed"        // died on a URL it could not hold (sdk3), offline for good
 )
 
 // device is one simulated device. Its fields after mu are guarded by it.
@@ -67,6 +68,13 @@ func (d *device) bootMessages() []message {
 	cfg := &d.f.cfg
 	var out []message
 	for i, m := range cfg.Modules {
+		// 3.x informs what its platform layer holds with a string id, then
+		// the application informs again with a numeric one.
+		if cfg.Profile == ProfileSDK3 {
+			d.nextID++
+			out = append(out, message{protocol.InformTopic(cfg.ProductKey, d.name),
+				protocol.Inform{ID: d.nextID, Module: m.Name, Version: d.versions[i]}.Encode()})
+		}
 		d.nextID++
 		out = append(out, message{protocol.InformTopic(cfg.ProductKey, d.name),
 			protocol.Inform{ID: d.nextID, NumericID: d.numericID, Module: m.Name, Version: d.versions[i]}.Encode()})
@@ -143,7 +151,7 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 		return
 	}
 	d.setOutcome(OutcomeUpgrading)
-	if !d.report(ctx, u.Module, protocol.StepDownloadStarted, "Enter in downloading state") {
+	if !d.report(ctx, u.Module, protocol.StepDownloadStarted, enterDownloading) {
 		return
 	}
 	switch plan {
@@ -164,14 +172,8 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 			return
 		}
 	}
-	if !cfg.Instant {
-		step, desc := d.download(ctx, u)
-		if step != 0 {
-			d.finish(ctx, u.Module, step, desc, map[protocol.Step]Outcome{
-				protocol.StepDownloadFailed: OutcomeDownloadFailed, protocol.StepVerifyFailed: OutcomeDigestMismatch,
-			}[step])
-			return
-		}
+	if !d.fetched(ctx, u) {
+		return
 	}
 	switch plan {
 	case PlanDigestMismatch:
@@ -213,6 +215,26 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	d.mu.Unlock()
 }
 
+// fetched downloads and verifies the image, and reports whether the attempt
+// goes on: a failed download is reported, a device that hangs stays busy
+// and silent, a crashed one goes offline for good.
+func (d *device) fetched(ctx context.Context, u protocol.Upgrade) bool {
+	e := d.fetch(ctx, u)
+	switch {
+	case e.crash:
+		d.crash(ctx)
+	case e.hang:
+		d.setOutcome(OutcomeStuck) // and stays busy: in the field it retries forever
+	case e.step != 0:
+		d.finish(ctx, u.Module, e.step, e.desc, map[protocol.Step]Outcome{
+			protocol.StepDownloadFailed: OutcomeDownloadFailed, protocol.StepVerifyFailed: OutcomeDigestMismatch,
+		}[e.step])
+	default:
+		return true
+	}
+	return false
+}
+
 // finish reports a failure step and ends the attempt.
 func (d *device) finish(ctx context.Context, module string, step protocol.Step, desc string, o Outcome) {
 	d.report(ctx, module, step, desc)
@@ -251,12 +273,25 @@ func (d *device) tryReport(module string, pct int) {
 }
 
 func (d *device) sendProgress(module string, step protocol.Step, desc string) {
-	id, numeric := d.id()
 	d.mu.Lock()
 	d.lastReport = time.Now()
 	d.mu.Unlock()
-	d.send(protocol.ProgressTopic(d.f.cfg.ProductKey, d.name),
-		protocol.Progress{ID: id, NumericID: numeric, Module: module, Step: step, Desc: desc}.Encode())
+	d.send(protocol.ProgressTopic(d.f.cfg.ProductKey, d.name), d.progressPayload(module, step, desc))
+}
+
+// enterDownloading is the description of the download-start report.
+const enterDownloading = "Enter in downloading state"
+
+// sdk3Started is what the C SDK 3.x itself sends when a download starts,
+// byte for byte: id 0 and no module, whatever module is upgraded.
+const sdk3Started = `{"id":0,"params":{"step":"0","desc":"Enter in downloading state"}}`
+
+func (d *device) progressPayload(module string, step protocol.Step, desc string) []byte {
+	if d.f.cfg.Profile == ProfileSDK3 && step == protocol.StepDownloadStarted && desc == enterDownloading {
+		return []byte(sdk3Started)
+	}
+	id, numeric := d.id()
+	return protocol.Progress{ID: id, NumericID: numeric, Module: module, Step: step, Desc: desc}.Encode()
 }
 
 func (d *device) send(topic string, payload []byte) {

@@ -19,4 +19,12 @@
 // SUBSCRIBE packets, so every push is delivered once; WildcardSubscriptions
 // uses /ota/device/upgrade/{pk}/+ instead, at the cost of every connection
 // receiving (and discarding) every push.
+//
+// Config.Profile chooses how strictly devices behave. The default,
+// lenient, forgives what real devices do not (redirects, ports in URLs,
+// chunked bodies); ProfileSDK3 and ProfileSDK4 behave exactly as devices
+// built on the vendor's C SDK 3.x and LinkSDK 4.x do, download over a raw
+// HTTP/1.1 client from the URL host's default port (Config.Hosts maps a
+// host to a test server), and count in Summary.ContractViolations every
+// URL, push or download server a device in the field would fail on.
 package devicesim

@@ -2,11 +2,7 @@ package devicesim
 
 import (
 	"context"
-	"crypto/md5" //nolint:gosec // MD5 is part of the device protocol
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"time"
@@ -48,22 +44,13 @@ func (d *device) download(ctx context.Context, u protocol.Upgrade) (protocol.Ste
 	if resp.StatusCode != http.StatusOK {
 		return protocol.StepDownloadFailed, fmt.Sprintf("download failed: HTTP %d", resp.StatusCode)
 	}
-	sum5 := md5.New() //nolint:gosec // protocol digest
-	var sign hash.Hash
-	if u.SignMethod == protocol.SignSHA256 {
-		sign = sha256.New()
-	}
+	g := newDigests(u.SignMethod)
 	buf := make([]byte, 32<<10)
-	var n int64
 	for {
 		k, rerr := resp.Body.Read(buf)
 		if k > 0 {
-			sum5.Write(buf[:k])
-			if sign != nil {
-				sign.Write(buf[:k])
-			}
-			n += int64(k)
-			if pct := n * 100 / max(u.Size, 1); pct >= 1 && pct <= 99 {
+			g.Write(buf[:k])
+			if pct := g.n * 100 / max(u.Size, 1); pct >= 1 && pct <= 99 {
 				d.tryReport(u.Module, int(pct))
 			}
 		}
@@ -75,17 +62,6 @@ func (d *device) download(ctx context.Context, u protocol.Upgrade) (protocol.Ste
 		}
 	}
 	f.add(&f.count.downloads, 1)
-	f.add(&f.count.bytes, n)
-	if n != u.Size {
-		return protocol.StepVerifyFailed, fmt.Sprintf("verify failed: size %d, expected %d", n, u.Size)
-	}
-	gotMD5 := hex.EncodeToString(sum5.Sum(nil))
-	gotSign := gotMD5
-	if sign != nil {
-		gotSign = hex.EncodeToString(sign.Sum(nil))
-	}
-	if gotMD5 != u.MD5 || gotSign != u.Sign {
-		return protocol.StepVerifyFailed, "verify failed: " + string(u.SignMethod) + " mismatch"
-	}
-	return 0, ""
+	f.add(&f.count.bytes, g.n)
+	return g.check(u)
 }

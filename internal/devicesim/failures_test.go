@@ -150,6 +150,11 @@ func TestConfigRefused(t *testing.T) {
 		"bad version":      {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Modules: []devicesim.Module{{Name: "m", Version: "1 0"}}},
 		"rates over 1":     {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Failures: devicesim.Failures{FlashFail: 0.6, DownloadFail: 0.6}},
 		"bad mode":         {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Mode: "mesh"},
+		"unknown profile":  {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Profile: "sdk5"},
+		"sdk4 multiplexed": {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Profile: devicesim.ProfileSDK4, Mode: devicesim.Multiplexed},
+		"sdk4 username":    {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Profile: devicesim.ProfileSDK4, Username: "u"},
+		"sdk4 legacy":      {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Profile: devicesim.ProfileSDK4, LegacyRequest: true},
+		"host with a port": {Broker: "tcp://127.0.0.1:1", ProductKey: pk, Devices: 1, Hosts: map[string]string{"dl:80": "127.0.0.1:80"}},
 	} {
 		if f, err := devicesim.Start(ctx, cfg); err == nil {
 			f.Stop()

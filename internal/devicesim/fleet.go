@@ -30,15 +30,17 @@ type Fleet struct {
 	count struct {
 		pushes, replies, ignored, invalid, downloads, bytes, published, publishErrors atomic.Int64
 	}
+	cutOnce atomic.Bool // a 4.x download had its connection cut (once per fleet)
 }
 
 // state holds the fleet-wide tallies that Summary reports, kept current on
 // every device change so that Summary and Wait cost O(versions), not O(N).
 type state struct {
-	informed int
-	connsUp  int
-	outcomes map[Outcome]int
-	versions []map[string]int // by module index
+	informed   int
+	connsUp    int
+	outcomes   map[Outcome]int
+	versions   []map[string]int // by module index
+	violations map[Violation]int64
 }
 
 // Start creates the devices, connects them and returns once every
@@ -53,6 +55,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	f := &Fleet{cfg: cfg, byName: make(map[string]*device, cfg.Devices), stopped: make(chan struct{}), changed: make(chan struct{})}
 	f.ctx, f.cancel = context.WithCancel(ctx)
 	f.st.outcomes = map[Outcome]int{OutcomeIdle: cfg.Devices}
+	f.st.violations = map[Violation]int64{}
 	for _, m := range cfg.Modules {
 		f.st.versions = append(f.st.versions, map[string]int{m.Version: cfg.Devices})
 	}
@@ -63,10 +66,15 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		if cfg.Mode == PerDevice {
 			id = cfg.ClientIDPrefix + cfg.ProductKey + "." + cfg.deviceName(i)
 		}
-		f.conns = append(f.conns, newConn(f, id))
+		username := cfg.Username
+		if cfg.Profile == ProfileSDK4 {
+			username = cfg.deviceName(i) + "&" + cfg.ProductKey // how the broker knows which device it is
+		}
+		f.conns = append(f.conns, newConn(f, id, username))
 	}
 	for i := range cfg.Devices {
-		d := &device{f: f, name: cfg.deviceName(i), numericID: i%2 == 0, outcome: OutcomeIdle,
+		// The field SDKs send numeric ids; half the lenient fleet does.
+		d := &device{f: f, name: cfg.deviceName(i), numericID: i%2 == 0 || cfg.Profile.strict(), outcome: OutcomeIdle,
 			conn: f.conns[i%len(f.conns)]}
 		for _, m := range cfg.Modules {
 			d.versions = append(d.versions, m.Version)
@@ -262,10 +270,14 @@ func (f *Fleet) Summary() Summary {
 		PushesIgnored: f.count.ignored.Load(), InvalidReceived: f.count.invalid.Load(),
 		Downloads: f.count.downloads.Load(), DownloadedBytes: f.count.bytes.Load(),
 		Published: f.count.published.Load(), PublishErrors: f.count.publishErrors.Load(),
-		Outcomes: map[Outcome]int{}, Versions: map[string]map[string]int{},
+		Outcomes: map[Outcome]int{}, Versions: map[string]map[string]int{}, Violations: map[Violation]int64{},
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for k, n := range f.st.violations {
+		s.Violations[k] = n
+		s.ContractViolations += n
+	}
 	s.Informed = f.st.informed
 	s.ConnectionsUp = f.st.connsUp
 	for o, n := range f.st.outcomes {

@@ -29,6 +29,12 @@ type Summary struct {
 	// Published and PublishErrors count device → cloud QoS 1 messages.
 	Published     int64 `json:"published"`
 	PublishErrors int64 `json:"publishErrors"`
+	// ContractViolations counts what a device in the field would have died
+	// on (strict profiles only): a URL, a push or a download server outside
+	// the wire contract. Tests assert it is zero; Violations breaks it down
+	// by kind, and the first of each kind is logged.
+	ContractViolations int64               `json:"contractViolations"`
+	Violations         map[Violation]int64 `json:"violations,omitempty"`
 	// Outcomes counts devices by the result of their latest attempt.
 	Outcomes map[Outcome]int `json:"outcomes"`
 	// Versions counts devices per module and version.
@@ -43,8 +49,8 @@ func (s Summary) JSON() []byte {
 
 // Line is a one-line rendering, for logs and error messages.
 func (s Summary) Line() string {
-	return fmt.Sprintf("devices=%d informed=%d pushes=%d replies=%d outcomes=%s", s.Devices, s.Informed,
-		s.PushesReceived, s.RepliesReceived, counts(s.Outcomes))
+	return fmt.Sprintf("devices=%d informed=%d pushes=%d replies=%d violations=%d outcomes=%s", s.Devices, s.Informed,
+		s.PushesReceived, s.RepliesReceived, s.ContractViolations, counts(s.Outcomes))
 }
 
 // String renders the summary for people.
@@ -56,6 +62,7 @@ func (s Summary) String() string {
 		s.PushesReceived, s.RepliesReceived, s.PushesIgnored, s.InvalidReceived)
 	fmt.Fprintf(&b, "downloads:   %d (%d bytes)\n", s.Downloads, s.DownloadedBytes)
 	fmt.Fprintf(&b, "published:   %d messages, %d errors\n", s.Published, s.PublishErrors)
+	fmt.Fprintf(&b, "violations:  %d %s\n", s.ContractViolations, counts(s.Violations))
 	fmt.Fprintf(&b, "outcomes:    %s\n", counts(s.Outcomes))
 	for _, m := range sortedKeys(s.Versions) {
 		fmt.Fprintf(&b, "module %-6s %s\n", m+":", counts(s.Versions[m]))
@@ -63,8 +70,8 @@ func (s Summary) String() string {
 	return b.String()
 }
 
-func counts[K ~string](m map[K]int) string {
-	plain := make(map[string]int, len(m))
+func counts[K ~string, V int | int64](m map[K]V) string {
+	plain := make(map[string]V, len(m))
 	for k, v := range m {
 		plain[string(k)] = v
 	}

@@ -25,6 +25,12 @@ type MochiOptions struct {
 	MaxClientWritesPending int32
 	// Logger receives the broker's logs; nil keeps only errors, on stderr.
 	Logger *slog.Logger
+	// AutoSubscribeOTA subscribes every connection whose user name is
+	// "deviceName&productKey" to that device's upgrade and firmware/get_reply
+	// topics, as the vendor's broker does for devices built on LinkSDK 4.x,
+	// which never subscribe to them (see otaAutoSubscribe for what other
+	// brokers need).
+	AutoSubscribeOTA bool
 }
 
 // Mochi is a running embedded Mochi MQTT broker, anonymous access allowed.
@@ -59,6 +65,11 @@ func StartMochi(opts MochiOptions) (*Mochi, error) {
 	server := mochi.New(&mochi.Options{Capabilities: caps, Logger: logger, InlineClient: false})
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("mochi: %w", err)
+	}
+	if opts.AutoSubscribeOTA {
+		if err := server.AddHook(&otaAutoSubscribe{server: server}, nil); err != nil {
+			return nil, fmt.Errorf("mochi: %w", err)
+		}
 	}
 	addr := opts.Address
 	if addr == "" {
