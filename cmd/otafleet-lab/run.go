@@ -130,12 +130,12 @@ func bootFleet(ctx context.Context, l *lab.Lab, c config) (*devicesim.Fleet, err
 		return nil, err
 	}
 	say("Booting %d simulated smart plugs (wifi 1.0.0, mcu 2.0.0)", c.devices)
-	fleet, err := devicesim.Start(ctx, devicesim.Config{
-		Broker: l.Broker.URL, ProductKey: productKey, Devices: c.devices, NamePrefix: "plug-",
+	fleet, err := devicesim.Start(ctx, l.FleetConfig(devicesim.Config{
+		ProductKey: productKey, Devices: c.devices, NamePrefix: "plug-",
 		Modules:  []devicesim.Module{{Name: "wifi", Version: "1.0.0"}, {Name: "mcu", Version: "2.0.0"}},
 		Failures: devicesim.Failures{DownloadFail: c.downloadFail, FlashFail: c.flashFail},
 		Seed:     c.seed, ProgressInterval: c.progressInterval, FlashDuration: 500 * time.Millisecond,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package lab
 
 import (
+	"context"
 	"crypto/rand"
-	"fmt"
 	"net"
+	"net/http"
 	"time"
 
+	"github.com/otafleet/otafleet/internal/devicesim"
 	"github.com/otafleet/otafleet/internal/operator"
 )
 
@@ -45,5 +47,36 @@ func (l *Lab) DeviceHosts() map[string]string {
 	return map[string]string{l.DownloadHost: l.DownloadAddr}
 }
 
-// DownloadURL is the base of the lab's download URLs.
-func (l *Lab) DownloadURL() string { return fmt.Sprintf("http://%s", l.DownloadHost) }
+// FleetConfig completes a simulated fleet's configuration for this lab: the
+// broker, how devices resolve the download host, and, unless cfg says
+// otherwise, the strict sdk3 profile, so that a URL, a push or a download
+// answer that a device in the field could not take fails the run.
+func (l *Lab) FleetConfig(cfg devicesim.Config) devicesim.Config {
+	if cfg.Broker == "" {
+		cfg.Broker = l.BrokerURL
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = devicesim.ProfileSDK3
+	}
+	if cfg.Hosts == nil {
+		cfg.Hosts = l.DeviceHosts()
+	}
+	if cfg.Profile == devicesim.ProfileLenient && cfg.HTTPClient == nil {
+		cfg.HTTPClient = hostsClient(cfg.Hosts)
+	}
+	return cfg
+}
+
+// hostsClient is an HTTP client that dials mapped hosts at their address,
+// for the lenient profile.
+func hostsClient(hosts map[string]string) *http.Client {
+	var d net.Dialer
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, err := net.SplitHostPort(addr); err == nil && hosts[host] != "" {
+			addr = hosts[host]
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Transport: t, Timeout: 5 * time.Minute}
+}

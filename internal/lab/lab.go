@@ -210,7 +210,10 @@ func (l *Lab) startBroker(ctx context.Context, o Options) (err error) {
 		}
 		return err
 	}
-	l.Broker, err = testserver.StartMochi(testserver.MochiOptions{Address: o.BrokerAddress, MaxClientWritesPending: o.BrokerQueue})
+	// Devices built on LinkSDK 4.x never subscribe: the broker does it for
+	// them, as the vendor's does.
+	l.Broker, err = testserver.StartMochi(testserver.MochiOptions{Address: o.BrokerAddress,
+		MaxClientWritesPending: o.BrokerQueue, AutoSubscribeOTA: true})
 	if err == nil {
 		l.BrokerURL = l.Broker.URL
 	}

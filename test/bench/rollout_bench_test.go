@@ -77,8 +77,8 @@ func rollout(b *testing.B, v variant) {
 	must(b, l.CreateProduct(ctx, &otav1.Product{ObjectMeta: lab.ObjectMeta(ns, "p"), Spec: otav1.ProductSpec{ProductKey: pk}}))
 	base := heapNow()
 	t0 := time.Now()
-	sim, err := startSimulator(ctx, devicesim.Config{Broker: l.BrokerURL, ProductKey: pk, Devices: n, NamePrefix: "dev-",
-		Mode: devicesim.Multiplexed, Instant: !v.downloads, WildcardSubscriptions: true, ProgressInterval: time.Millisecond}, v.separate)
+	sim, err := startSimulator(ctx, l.FleetConfig(devicesim.Config{ProductKey: pk, Devices: n, NamePrefix: "dev-",
+		Mode: devicesim.Multiplexed, Instant: !v.downloads, WildcardSubscriptions: true, ProgressInterval: time.Millisecond}), v.separate)
 	must(b, err)
 	defer sim.stop()
 	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "fw"), Spec: otav1.FirmwareSpec{Product: "p", Version: "2.0.0",

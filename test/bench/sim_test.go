@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,7 @@ func startSimulator(ctx context.Context, cfg devicesim.Config, process bool) (*s
 	args := []string{"--broker", cfg.Broker, "--product", cfg.ProductKey, "--devices", strconv.Itoa(cfg.Devices),
 		"--prefix", cfg.NamePrefix, "--wildcard=" + strconv.FormatBool(cfg.WildcardSubscriptions),
 		"--instant=" + strconv.FormatBool(cfg.Instant), "--progress-interval", cfg.ProgressInterval.String(),
-		"--report-every", "0"}
+		"--report-every", "0", "--profile", string(cfg.Profile), "--hosts", hostsFlag(cfg.Hosts)}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -82,4 +83,13 @@ func buildDevicesim(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("building devicesim: %v: %s", err, out)
 	}
 	return bin, nil
+}
+
+// hostsFlag writes Config.Hosts as devicesim's --hosts flag.
+func hostsFlag(hosts map[string]string) string {
+	var parts []string
+	for h, addr := range hosts {
+		parts = append(parts, h+"="+addr)
+	}
+	return strings.Join(parts, ",")
 }

@@ -55,7 +55,8 @@ func newScene(t *testing.T, l *lab.Lab, name string) *scene {
 // every device informed its versions.
 func (s *scene) startFleet(cfg devicesim.Config) *devicesim.Fleet {
 	s.t.Helper()
-	cfg.Broker, cfg.ProductKey = s.l.BrokerURL, s.pk
+	cfg.ProductKey = s.pk
+	cfg = s.l.FleetConfig(cfg)
 	if cfg.ProgressInterval == 0 {
 		cfg.ProgressInterval = 50 * time.Millisecond
 	}

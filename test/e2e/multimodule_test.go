@@ -30,10 +30,10 @@ func TestMultiModuleEndToEnd(t *testing.T) {
 	if err := l.CreateProduct(ctx, prod); err != nil {
 		t.Fatal(err)
 	}
-	fleet, err := devicesim.Start(ctx, devicesim.Config{
-		Broker: l.BrokerURL, ProductKey: pk, Devices: n, RebootAfterFlash: true, ProgressInterval: 50 * time.Millisecond,
+	fleet, err := devicesim.Start(ctx, l.FleetConfig(devicesim.Config{
+		ProductKey: pk, Devices: n, RebootAfterFlash: true, ProgressInterval: 50 * time.Millisecond,
 		Modules: []devicesim.Module{{Name: "wifi", Version: "1.0.0"}, {Name: "mcu", Version: "2.0.0"}},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

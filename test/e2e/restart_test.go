@@ -57,11 +57,11 @@ func TestRestartMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fleet, err := devicesim.Start(ctx, devicesim.Config{
-		Broker: l.BrokerURL, ProductKey: pk, Devices: n, Mode: devicesim.Multiplexed, Connections: 4,
+	fleet, err := devicesim.Start(ctx, l.FleetConfig(devicesim.Config{
+		ProductKey: pk, Devices: n, Mode: devicesim.Multiplexed, Connections: 4,
 		Failures: devicesim.Failures{DownloadFail: 0.04, DigestMismatch: 0.03, FlashFail: 0.05}, Seed: 5,
 		ProgressInterval: 200 * time.Millisecond,
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,10 +34,10 @@ func TestRolloutEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fleet, err := devicesim.Start(ctx, devicesim.Config{
-		Broker: l.Broker.URL, ProductKey: pk, Devices: 60, Mode: devicesim.Multiplexed,
+	fleet, err := devicesim.Start(ctx, l.FleetConfig(devicesim.Config{
+		ProductKey: pk, Devices: 60, Mode: devicesim.Multiplexed,
 		Failures: devicesim.Failures{DownloadFail: 0.1}, Seed: 7, ProgressInterval: 100 * time.Millisecond,
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
