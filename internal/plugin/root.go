@@ -49,6 +49,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newCancelCommand(o),
 		newRetryCommand(o),
 		newConfirmCommand(o),
+		newDashboardCommand(o),
 	)
 	return cmd
 }
