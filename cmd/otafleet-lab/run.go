@@ -46,6 +46,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	say("Control plane, broker (%s) and storage (%s) up in %s", l.Broker.Address, l.Storage.Endpoint, time.Since(start).Round(time.Second))
+	startDashboard(ctx, l)
 
 	fleet, err := bootFleet(ctx, l, c)
 	if err != nil {
