@@ -15,7 +15,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -155,7 +155,7 @@ function kv(k, v) {
 function renderFirmwares(view, d) {
   if (d.error) return view.replaceChildren(h("div", { class: "notice error" }, d.error));
   view.replaceChildren(h("h1", {}, `Firmware in ${d.namespace}`),
-    d.firmwares.length ? d.firmwares.map(firmwareCard) : h("div", { class: "empty" }, "No firmware."));
+    ...(d.firmwares.length ? d.firmwares.map(firmwareCard) : [h("div", { class: "empty" }, "No firmware.")]));
 }
 
 window.addEventListener("hashchange", route);

@@ -29,11 +29,13 @@ function showBatch(view, name) {
 
 function renderBatch(page, d) {
   if (d.error) return notice("error", d.error);
+  // The API leaves zero counters out of its JSON.
+  d.counts = Object.fromEntries(COUNTERS.map(([k]) => [k, (d.counts || {})[k] || 0]));
   $("#phase").replaceChildren(badge(d.phase || "Pending"));
   $("#paused-note").textContent = d.canceled ? "canceled" : d.paused && !d.finished ? "paused by spec.paused" : "";
   for (const b of document.querySelectorAll("[data-action]")) b.disabled = !allowed(b.dataset.action, d);
   $("#summary").replaceChildren(...summary(d).map(([k, v]) => kv(k, v)));
-  const c = d.counts || {};
+  const c = d.counts;
   $("#overall").replaceChildren(bar(c.succeeded, c.failed + c.timedOut + c.canceled,
     c.queued + c.confirm + c.notified + c.inProgress, c.total));
   $("#counters").replaceChildren(...COUNTERS.map(([k, label]) => h("div", { class: "counter", id: "count-" + k },
