@@ -39,7 +39,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Stop()
+	t.Cleanup(l.Stop) // after the dashboards and the fleet, which clean up first
 	fleet, testers := prepare(t, ctx, l)
 	url := serve(t, ctx, l.ControlPlane.Config, browserNS)
 
@@ -63,8 +63,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	checkDeviceTable(t, tab, fleet, succeeded+failed, failed)
 	screenshot(t, tab, "batch")
 
-	checkProductsAndFirmware(t, tab, url)
-	held := checkPause(t, ctx, tab, l, url)
+	checkProductsAndFirmware(t, tab)
+	held := checkPause(t, ctx, tab, l)
 	checkRefusal(t, ctx, tab, l, held)
 }
 
@@ -146,9 +146,16 @@ func checkDeviceTable(t *testing.T, tab context.Context, fleet *devicesim.Fleet,
 		`document.querySelector("#matched").textContent`, pageTimeout)
 }
 
-func checkProductsAndFirmware(t *testing.T, tab context.Context, url string) {
+// show moves the open page to another route: a navigation to the same URL
+// with another fragment would load no new document, and chromedp would
+// wait for a load that never comes.
+func show(route string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = %q", route))
+}
+
+func checkProductsAndFirmware(t *testing.T, tab context.Context) {
 	t.Helper()
-	err := chromedp.Do(tab, chromedp.Navigate(url+"#/products"), chromedp.WaitVisible(chromedp.CSS(`.product[data-product="plug"]`)))
+	err := chromedp.Do(tab, show("#/products"), chromedp.WaitVisible(chromedp.CSS(`.product[data-product="plug"]`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +165,7 @@ func checkProductsAndFirmware(t *testing.T, tab context.Context, url string) {
 	waitJS(t, tab, "the batch list", `!!document.querySelector('#batches a[href="#/batches/rollout"]')`,
 		`document.querySelector("#batches")?.innerText`, pageTimeout)
 	screenshot(t, tab, "products")
-	err = chromedp.Do(tab, chromedp.Navigate(url+"#/firmwares"), chromedp.WaitVisible(chromedp.CSS(`.firmware[data-firmware="plug-2.0.0"]`)))
+	err = chromedp.Do(tab, show("#/firmwares"), chromedp.WaitVisible(chromedp.CSS(`.firmware[data-firmware="plug-2.0.0"]`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +176,7 @@ func checkProductsAndFirmware(t *testing.T, tab context.Context, url string) {
 
 // checkPause pauses a scheduled batch with the page's button and checks
 // spec.paused on the server.
-func checkPause(t *testing.T, ctx context.Context, tab context.Context, l *lab.Lab, url string) *otav1.UpgradeBatch {
+func checkPause(t *testing.T, ctx context.Context, tab context.Context, l *lab.Lab) *otav1.UpgradeBatch {
 	t.Helper()
 	later := metav1.NewTime(time.Now().Add(time.Hour))
 	held := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(browserNS, "tonight"), Spec: otav1.UpgradeBatchSpec{
@@ -177,7 +184,7 @@ func checkPause(t *testing.T, ctx context.Context, tab context.Context, l *lab.L
 	if err := l.Client().Create(ctx, held); err != nil {
 		t.Fatal(err)
 	}
-	err := chromedp.Do(tab, chromedp.Navigate(url+"#/batches/tonight"),
+	err := chromedp.Do(tab, show("#/batches/tonight"),
 		chromedp.WaitEnabled(chromedp.CSS(`button[data-action="pause"]`)), chromedp.Click(chromedp.CSS(`button[data-action="pause"]`)))
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +192,8 @@ func checkPause(t *testing.T, ctx context.Context, tab context.Context, l *lab.L
 	waitJS(t, tab, "the pause to be acknowledged", `document.querySelector("#notice.ok")?.textContent.includes("paused")`,
 		`document.querySelector("#notice")?.textContent`, pageTimeout)
 	err = lab.Poll(ctx, 10*time.Second, func() (bool, error) {
-		return held.Spec.Paused, l.Client().Get(ctx, client.ObjectKeyFromObject(held), held)
+		err := l.Client().Get(ctx, client.ObjectKeyFromObject(held), held)
+		return held.Spec.Paused, err
 	})
 	if err != nil {
 		t.Fatalf("spec.paused on the server: %v (spec %+v)", err, held.Spec)
