@@ -66,13 +66,18 @@ func (x *indexes) build(ns, batch string, gen uint64) (*batchIndex, error) {
 	}); err != nil {
 		return nil, err
 	}
+	return newIndex(gen, list.Items), nil
+}
+
+// newIndex indexes the tasks of a batch's slices.
+func newIndex(gen uint64, items []otav1.UpgradeSlice) *batchIndex {
 	n := 0
-	for i := range list.Items {
-		n += len(list.Items[i].Tasks)
+	for i := range items {
+		n += len(items[i].Tasks)
 	}
 	ix := &batchIndex{gen: gen, tasks: make([]otav1.DeviceTask, 0, n), waves: map[int32]*waveCounts{}}
-	for i := range list.Items {
-		for _, t := range list.Items[i].Tasks {
+	for i := range items {
+		for _, t := range items[i].Tasks {
 			if t.Invalid != "" {
 				ix.invalid++
 				continue
@@ -82,7 +87,7 @@ func (x *indexes) build(ns, batch string, gen uint64) (*batchIndex, error) {
 		}
 	}
 	slices.SortFunc(ix.tasks, func(a, b otav1.DeviceTask) int { return strings.Compare(a.Device, b.Device) })
-	return ix, nil
+	return ix
 }
 
 func (ix *batchIndex) count(t otav1.DeviceTask) {
