@@ -58,12 +58,13 @@ verify: generate manifests fmt ## Regenerate everything and fail if the tree cha
 		echo "verify: generated files are out of date: run 'make generate manifests fmt' and commit"; exit 1; fi
 
 .PHONY: test-env
-test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinIO; install Mosquitto.
+test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinIO; install Mosquitto and Chromium.
 	hack/setup-test-env.sh all >/dev/null
+	hack/ensure-chromium.sh >/dev/null
 
 .PHONY: test
 test: test-env vet ## Run all tests against real servers (envtest, MinIO, MQTT brokers).
-	eval "$$(hack/setup-test-env.sh all)" && go test $(GOTEST_FLAGS) ./...
+	eval "$$(hack/setup-test-env.sh all)" && eval "$$(hack/ensure-chromium.sh)" && go test $(GOTEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: test-env ## Run the end-to-end tests only.

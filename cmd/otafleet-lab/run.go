@@ -53,6 +53,7 @@ func run(ctx context.Context, c config) error {
 	}
 	say("Control plane, broker (%s) and storage (%s) up in %s", l.Broker.Address, l.Storage.Endpoint, time.Since(start).Round(time.Second))
 	say("Metrics: curl -s http://%s/metrics | grep ^otafleet_", opts.MetricsAddr)
+	startDashboard(ctx, l)
 
 	fleet, err := bootFleet(ctx, l, c)
 	if err != nil {

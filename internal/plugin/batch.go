@@ -2,50 +2,16 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/steer"
 )
 
-// finished reports whether a batch reached a phase it never leaves.
-func finished(p otav1.BatchPhase) bool {
-	return p == otav1.BatchCompleted || p == otav1.BatchCanceled || p == otav1.BatchAborted
-}
-
-// getBatch reads a batch and refuses one that already finished, because a
-// patch to it would be accepted and then do nothing.
-func getBatch(ctx context.Context, c client.Client, ns, name, verb string) (*otav1.UpgradeBatch, error) {
-	ub := &otav1.UpgradeBatch{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ub); err != nil {
-		return nil, err
-	}
-	if finished(ub.Status.Phase) {
-		return nil, fmt.Errorf("upgradebatch %s is %s: nothing to %s", name, ub.Status.Phase, verb)
-	}
-	return ub, nil
-}
-
-// patchSpec sends {"spec": spec} as a JSON merge patch. A raw merge patch
-// carries no resourceVersion, so it cannot conflict with the operator's
-// status writes, and it touches only the fields named.
-func patchSpec(ctx context.Context, c client.Client, ns, name string, spec map[string]any) (*otav1.UpgradeBatch, error) {
-	data, err := json.Marshal(map[string]any{"spec": spec})
-	if err != nil {
-		return nil, err
-	}
-	ub := &otav1.UpgradeBatch{}
-	ub.Namespace, ub.Name = ns, name
-	if err := c.Patch(ctx, ub, client.RawPatch(types.MergePatchType, data), fieldOwner); err != nil {
-		return nil, err
-	}
-	return ub, nil
-}
+// The verbs' logic lives in package steer, shared with the dashboard's
+// buttons; the commands here only parse arguments and print.
 
 func newPauseCommand(o *rootOptions) *cobra.Command {
 	return &cobra.Command{
@@ -53,13 +19,11 @@ func newPauseCommand(o *rootOptions) *cobra.Command {
 		Short: "Stop pushing to new devices (spec.paused=true); devices already pushed carry on",
 		Args:  cobra.ExactArgs(1),
 		RunE: o.runE(func(ctx context.Context, c client.Client, ns string, args []string) error {
-			if _, err := getBatch(ctx, c, ns, args[0], "pause"); err != nil {
+			msg, err := steer.Pause(ctx, c, ns, args[0])
+			if err != nil {
 				return err
 			}
-			if _, err := patchSpec(ctx, c, ns, args[0], map[string]any{"paused": true}); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.streams.Out, "upgradebatch/%s paused\n", args[0])
+			fmt.Fprintln(o.streams.Out, msg)
 			return nil
 		}),
 	}
@@ -71,19 +35,11 @@ func newResumeCommand(o *rootOptions) *cobra.Command {
 		Short: "Resume a paused batch (removes spec.paused)",
 		Args:  cobra.ExactArgs(1),
 		RunE: o.runE(func(ctx context.Context, c client.Client, ns string, args []string) error {
-			ub, err := getBatch(ctx, c, ns, args[0], "resume")
+			msg, err := steer.Resume(ctx, c, ns, args[0])
 			if err != nil {
 				return err
 			}
-			if ub.Spec.Cancel != nil {
-				return fmt.Errorf("upgradebatch %s is canceled and cannot be resumed", args[0])
-			}
-			// null deletes the field, leaving the manifest as short as the
-			// user wrote it.
-			if _, err := patchSpec(ctx, c, ns, args[0], map[string]any{"paused": nil}); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.streams.Out, "upgradebatch/%s resumed\n", args[0])
+			fmt.Fprintln(o.streams.Out, msg)
 			return nil
 		}),
 	}
@@ -95,22 +51,11 @@ func newPromoteCommand(o *rootOptions) *cobra.Command {
 		Short: "End the pause after the current wave (spec.promotedWaves = status.currentWave)",
 		Args:  cobra.ExactArgs(1),
 		RunE: o.runE(func(ctx context.Context, c client.Client, ns string, args []string) error {
-			ub, err := getBatch(ctx, c, ns, args[0], "promote")
+			msg, err := steer.Promote(ctx, c, ns, args[0])
 			if err != nil {
 				return err
 			}
-			wave := ub.Status.CurrentWave
-			if wave == 0 {
-				return fmt.Errorf("upgradebatch %s has not started its first wave yet", args[0])
-			}
-			if ub.Spec.PromotedWaves >= wave {
-				fmt.Fprintf(o.streams.Out, "upgradebatch/%s wave %d already promoted\n", args[0], wave)
-				return nil
-			}
-			if _, err := patchSpec(ctx, c, ns, args[0], map[string]any{"promotedWaves": wave}); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.streams.Out, "upgradebatch/%s promoted past wave %d/%d\n", args[0], wave, ub.Status.Waves)
+			fmt.Fprintln(o.streams.Out, msg)
 			return nil
 		}),
 	}
@@ -126,44 +71,20 @@ func newCancelCommand(o *rootOptions) *cobra.Command {
 			"carry on. A canceled batch cannot be resumed.",
 		Args: cobra.ExactArgs(1),
 		RunE: o.runE(func(ctx context.Context, c client.Client, ns string, args []string) error {
-			cancel := map[string]any{}
-			if len(states) > 0 {
-				parsed, err := parseActiveStates(states)
-				if err != nil {
-					return err
-				}
-				cancel["states"] = parsed
-			}
-			if _, err := getBatch(ctx, c, ns, args[0], "cancel"); err != nil {
+			parsed, err := steer.ParseActiveStates(states)
+			if err != nil {
 				return err
 			}
-			if _, err := patchSpec(ctx, c, ns, args[0], map[string]any{"cancel": cancel}); err != nil {
+			msg, err := steer.Cancel(ctx, c, ns, args[0], parsed)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(o.streams.Out, "upgradebatch/%s canceled\n", args[0])
+			fmt.Fprintln(o.streams.Out, msg)
 			return nil
 		}),
 	}
 	cmd.Flags().StringSliceVar(&states, "states", nil, "Task states to cancel (CONFIRM,QUEUED,NOTIFIED,IN_PROGRESS); default all active states")
 	return cmd
-}
-
-// parseActiveStates checks --states before the API server's CEL rule does,
-// so that a typo gets a message naming the allowed values.
-func parseActiveStates(in []string) ([]otav1.TaskState, error) {
-	out := make([]otav1.TaskState, 0, len(in))
-	seen := map[otav1.TaskState]bool{}
-	for _, s := range in {
-		st := otav1.TaskState(strings.ToUpper(strings.TrimSpace(s)))
-		if !st.Active() {
-			return nil, fmt.Errorf("state %q cannot be canceled: use CONFIRM, QUEUED, NOTIFIED or IN_PROGRESS", s)
-		}
-		if !seen[st] {
-			seen[st] = true
-			out = append(out, st)
-		}
-	}
-	return out, nil
 }
 
 // newConfirmCommand exists so that `kubectl ota confirm` explains where

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/steer"
 )
 
 // slicesPerPage keeps one page near 5,000 devices: large enough that a
@@ -70,25 +71,6 @@ func newDevicesCommand(o *rootOptions) *cobra.Command {
 	return cmd
 }
 
-// pages lists in pages of size and calls fn with each; fn returns false to
-// stop early, which saves the remaining round trips under --limit.
-func pages(ctx context.Context, c client.Client, list client.ObjectList, size int64, fn func() (bool, error), opts ...client.ListOption) error {
-	cont := ""
-	for {
-		o := append([]client.ListOption{client.Limit(size), client.Continue(cont)}, opts...)
-		if err := c.List(ctx, list, o...); err != nil {
-			return err
-		}
-		more, err := fn()
-		if err != nil || !more {
-			return err
-		}
-		if cont = list.GetContinue(); cont == "" {
-			return nil
-		}
-	}
-}
-
 func (d *devicesOptions) listInventory(ctx context.Context, c client.Client, ns string, out io.Writer, now time.Time) error {
 	prod := &otav1.Product{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: d.product}, prod); err != nil {
@@ -97,7 +79,7 @@ func (d *devicesOptions) listInventory(ctx context.Context, c client.Client, ns 
 	t := newStreamTable(out, "NAME", "MODULES", "LAST SEEN", "TASK")
 	printed := 0
 	list := &otav1.DeviceSliceList{}
-	err := pages(ctx, c, list, d.pageSize, func() (bool, error) {
+	err := steer.Pages(ctx, c, list, d.pageSize, func() (bool, error) {
 		for i := range list.Items {
 			for _, dev := range list.Items[i].Devices {
 				if !d.matchDevice(dev) {
@@ -165,7 +147,7 @@ func (d *devicesOptions) listTasks(ctx context.Context, c client.Client, ns stri
 	t := newStreamTable(out, "NAME", "STATE", "STEP", "ATTEMPT", "REASON")
 	printed := 0
 	list := &otav1.UpgradeSliceList{}
-	err := pages(ctx, c, list, d.pageSize, func() (bool, error) {
+	err := steer.Pages(ctx, c, list, d.pageSize, func() (bool, error) {
 		for i := range list.Items {
 			s := &list.Items[i]
 			if d.module != "" && s.Module != d.module {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/steer"
 )
 
 const barWidth = 30
@@ -84,7 +85,7 @@ func renderBatch(w io.Writer, ub *otav1.UpgradeBatch, now time.Time) {
 	if phase == "" {
 		phase = "Pending (not reconciled yet)"
 	}
-	if ub.Spec.Paused && !finished(s.Phase) {
+	if ub.Spec.Paused && !steer.Finished(s.Phase) {
 		phase += " (spec.paused)"
 	}
 	fmt.Fprintf(w, "Name:       %s\n", ub.Name)
@@ -107,7 +108,7 @@ func renderBatch(w io.Writer, ub *otav1.UpgradeBatch, now time.Time) {
 	}
 	if rate, left, ok := eta(ub, now); ok {
 		progress += fmt.Sprintf(", %.1f devices/s", rate)
-		if !finished(s.Phase) && left > 0 {
+		if !steer.Finished(s.Phase) && left > 0 {
 			progress += ", ETA " + duration.HumanDuration(left)
 		}
 	}
@@ -143,7 +144,7 @@ func waveLine(ub *otav1.UpgradeBatch, now time.Time) string {
 		return "-"
 	}
 	line := fmt.Sprintf("%d/%d", s.CurrentWave, s.Waves)
-	if finished(s.Phase) {
+	if steer.Finished(s.Phase) {
 		return line
 	}
 	if s.PausedUntil != nil && s.PausedUntil.After(now) {

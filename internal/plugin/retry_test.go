@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/steer"
 )
 
 func TestRetryCreatesListBatch(t *testing.T) {
@@ -68,7 +69,7 @@ func TestRetryManyDevicesUsesConfigMap(t *testing.T) {
 	ctx := testCtx(t)
 	ns := newNamespace(t, ctx)
 	mustCreate(t, ctx, newBatch(ns, "big"))
-	const failed = maxInlineDevices + 50
+	const failed = steer.MaxInlineDevices + 50
 	var want []string
 	for s := 0; s*otav1.MaxDevicesPerSlice < failed; s++ {
 		var tasks []otav1.DeviceTask

@@ -7,14 +7,16 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otascheme "github.com/otafleet/otafleet/internal/scheme"
+	"github.com/otafleet/otafleet/internal/steer"
 )
 
 // fieldOwner names the plugin in managedFields, so a GitOps tool's diff
 // shows who changed spec.paused or spec.cancel.
-const fieldOwner = client.FieldOwner("kubectl-ota")
+const fieldOwner = steer.FieldOwner
 
 // rootOptions are shared by every subcommand.
 type rootOptions struct {
@@ -47,6 +49,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newCancelCommand(o),
 		newRetryCommand(o),
 		newConfirmCommand(o),
+		newDashboardCommand(o),
 	)
 	return cmd
 }
@@ -54,6 +57,20 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 // client builds a client for the kubeconfig flags and returns it with the
 // namespace to work in (the --namespace flag or the context's).
 func (o *rootOptions) client() (client.Client, string, error) {
+	cfg, ns, err := o.restConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: otascheme.New()})
+	if err != nil {
+		return nil, "", fmt.Errorf("creating the client: %w", err)
+	}
+	return c, ns, nil
+}
+
+// restConfig returns the kubeconfig flags' REST config, as the user, and
+// the namespace to work in (the --namespace flag or the context's).
+func (o *rootOptions) restConfig() (*rest.Config, string, error) {
 	cfg, err := o.flags.ToRESTConfig()
 	if err != nil {
 		return nil, "", err
@@ -61,15 +78,11 @@ func (o *rootOptions) client() (client.Client, string, error) {
 	// client-go's default of 5 requests per second would make paging
 	// through a large inventory crawl; kubectl uses similar numbers.
 	cfg.QPS, cfg.Burst = 50, 100
-	c, err := client.New(cfg, client.Options{Scheme: otascheme.New()})
-	if err != nil {
-		return nil, "", fmt.Errorf("creating the client: %w", err)
-	}
 	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return nil, "", err
 	}
-	return c, ns, nil
+	return cfg, ns, nil
 }
 
 // runE adapts a function that needs a client and namespace to cobra.

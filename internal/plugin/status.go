@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/steer"
 )
 
 func newStatusCommand(o *rootOptions) *cobra.Command {
@@ -71,7 +72,7 @@ func watchBatch(ctx context.Context, c client.Client, key client.ObjectKey, out 
 		if _, err := out.Write(frame.Bytes()); err != nil {
 			return err
 		}
-		if finished(ub.Status.Phase) {
+		if steer.Finished(ub.Status.Phase) {
 			return nil
 		}
 		select {
