@@ -1,6 +1,7 @@
 package download
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,7 @@ func NewServer(cfg Config) (*Server, error) {
 	case cfg.EgressBytesPerSecond < 0:
 		return nil, fmt.Errorf("download server: egress cap %d bytes/s is negative; 0 means no cap", cfg.EgressBytesPerSecond)
 	}
+	cfg.Secret = bytes.Clone(cfg.Secret) // the caller may reuse its slice
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -80,10 +82,11 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, chunk: copyBufferBytes, metrics: newMetrics(cfg.Registerer)}
 	if bps := cfg.EgressBytesPerSecond; bps > 0 {
-		// The burst is one chunk: enough for a write at a time, small
-		// enough that the cap holds over fractions of a second.
+		// The burst is a tenth of a second of traffic (at least a chunk):
+		// the cap holds over fractions of a second, and a writer that
+		// wakes late on a busy machine does not lose the time it overslept.
 		s.chunk = int(min(bps, copyBufferBytes))
-		s.limiter = rate.NewLimiter(rate.Limit(bps), s.chunk)
+		s.limiter = rate.NewLimiter(rate.Limit(bps), int(max(bps/10, int64(s.chunk))))
 	}
 	return s, nil
 }
