@@ -26,6 +26,8 @@ type config struct {
 	progressInterval time.Duration
 	brokerAddress    string
 	deviceHTTP       bool
+	deviceHost       string
+	profile          string
 	dataDir          string
 	keepData         bool
 	keepRunning      bool
@@ -45,6 +47,8 @@ func main() {
 	flag.DurationVar(&c.progressInterval, "progress-interval", time.Second, "Least time between two progress reports of one device (real devices: 3s).")
 	flag.StringVar(&c.brokerAddress, "broker-address", "127.0.0.1:1883", "Where the MQTT broker listens; devices built on the vendor SDK only use port 1883.")
 	flag.BoolVar(&c.deviceHTTP, "device-http", false, "Serve firmware downloads on port 80 so that real devices (which ignore URL ports) can download.")
+	flag.StringVar(&c.deviceHost, "device-host", "", "With --device-http, the host name or address real devices reach this machine at (default: its first non-loopback IPv4 address).")
+	flag.StringVar(&c.profile, "profile", "sdk3", "How the simulated devices behave: sdk3 or sdk4 (as the vendor's field SDKs do), or lenient.")
 	flag.StringVar(&c.dataDir, "data-dir", "", "Directory for the playground's data (default: a temporary directory).")
 	flag.BoolVar(&c.keepData, "keep-data", false, "Keep the data directory on exit.")
 	flag.BoolVar(&c.keepRunning, "keep-running", false, "Keep everything running after the rollout, until Ctrl-C.")

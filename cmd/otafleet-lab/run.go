@@ -93,9 +93,26 @@ func labOptions(c config, dir string) lab.Options {
 		o.BrokerAddress = ""
 	}
 	if c.deviceHTTP {
-		o.StorageAddress = ":80"
+		o.DownloadAddress, o.DownloadHost = ":80", c.deviceHost
+		if o.DownloadHost == "" {
+			o.DownloadHost = lanAddress()
+		}
 	}
 	return o
+}
+
+// lanAddress is the first non-loopback IPv4 address of this machine, where
+// a device on the same network can reach it; 127.0.0.1 when there is none.
+func lanAddress() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ip, ok := a.(*net.IPNet); ok && !ip.IP.IsLoopback() && ip.IP.To4() != nil {
+				return ip.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
 }
 
 func portFree(addr string) bool {
@@ -132,7 +149,7 @@ func bootFleet(ctx context.Context, l *lab.Lab, c config) (*devicesim.Fleet, err
 	}
 	say("Booting %d simulated smart plugs (wifi 1.0.0, mcu 2.0.0)", c.devices)
 	fleet, err := devicesim.Start(ctx, l.FleetConfig(devicesim.Config{
-		ProductKey: productKey, Devices: c.devices, NamePrefix: "plug-",
+		ProductKey: productKey, Devices: c.devices, NamePrefix: "plug-", Profile: devicesim.Profile(c.profile),
 		Modules:  []devicesim.Module{{Name: "wifi", Version: "1.0.0"}, {Name: "mcu", Version: "2.0.0"}},
 		Failures: devicesim.Failures{DownloadFail: c.downloadFail, FlashFail: c.flashFail},
 		Seed:     c.seed, ProgressInterval: c.progressInterval, FlashDuration: 500 * time.Millisecond,
@@ -218,7 +235,7 @@ func printExplore(kubeconfig string, l *lab.Lab, c config) {
 	fmt.Fprintf(os.Stderr, "    go run ./cmd/kubectl-ota -n %s status batch wifi-1.1.0 -w\n", namespace)
 	fmt.Fprintf(os.Stderr, "  A real device can join: point it at MQTT %s, product key %s", l.Broker.Address, productKey)
 	if c.deviceHTTP {
-		fmt.Fprintf(os.Stderr, "; it downloads from port 80.\n")
+		fmt.Fprintf(os.Stderr, "; it downloads from http://%s (port 80).\n", l.DownloadHost)
 	} else {
 		fmt.Fprintf(os.Stderr, " (add --device-http so it can download on port 80).\n")
 	}

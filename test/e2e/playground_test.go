@@ -13,7 +13,10 @@ import (
 
 // TestPlaygroundRunsToCompletion builds and runs `otafleet-lab` (what `make
 // demo` runs) with a small fleet and checks its final counts against the
-// simulator's outcomes.
+// simulator's outcomes. Its devices behave as LinkSDK 4.x devices do (they
+// never subscribe, read pushes naively and download in ranged parts) and
+// download on port 80 (--device-http), as a device on the desk would; the
+// other end-to-end tests run 3.x devices.
 func TestPlaygroundRunsToCompletion(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "otafleet-lab")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd/otafleet-lab")
@@ -22,7 +25,8 @@ func TestPlaygroundRunsToCompletion(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	run := exec.Command(bin, "--devices", "60", "--download-fail", "0.05", "--flash-fail", "0.05",
-		"--broker-address", "", "--progress-interval", "100ms", "--summary-json")
+		"--broker-address", "", "--progress-interval", "100ms", "--summary-json",
+		"--profile", "sdk4", "--device-http", "--device-host", "127.0.0.1")
 	run.Stdout, run.Stderr = &stdout, &stderr
 	if err := run.Run(); err != nil {
 		t.Fatalf("otafleet-lab: %v\n%s", err, stderr.String())
@@ -43,6 +47,14 @@ func TestPlaygroundRunsToCompletion(t *testing.T) {
 	}
 	if sum.Fleet.Versions["wifi"]["1.1.0"] != int(60-failed) {
 		t.Fatalf("fleet versions %v", sum.Fleet.Versions)
+	}
+	// Every device that upgraded downloaded through port 80, and none met
+	// anything a field device could not take.
+	if sum.Fleet.ContractViolations != 0 || sum.Fleet.Downloads < int64(60-failed) {
+		t.Fatalf("violations %d %v, downloads %d", sum.Fleet.ContractViolations, sum.Fleet.Violations, sum.Fleet.Downloads)
+	}
+	if !bytes.Contains(stderr.Bytes(), []byte("downloads from http://127.0.0.1 (port 80)")) {
+		t.Errorf("the playground does not say where devices download:\n%s", stderr.String())
 	}
 	if !bytes.Contains(stderr.Bytes(), []byte("kubectl -n demo get ota")) {
 		t.Errorf("the playground does not tell how to explore:\n%s", stderr.String())
