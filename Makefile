@@ -9,9 +9,13 @@ TOOLS_CACHE := $(CACHE)/tools
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 KUSTOMIZE_VERSION ?= v5.7.1
+# promtool's version is the one of github.com/prometheus/prometheus in
+# go.mod, whose PromQL parser checks the dashboard in test/monitoring.
+PROMTOOL_VERSION ?= v0.315.1
 
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
+PROMTOOL := $(LOCALBIN)/promtool
 
 # Tests of separate packages run in parallel; each starts its own servers.
 GOTEST_FLAGS ?= -race -timeout 30m
@@ -62,8 +66,16 @@ test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinI
 	hack/setup-test-env.sh all >/dev/null
 
 .PHONY: test
-test: test-env vet ## Run all tests against real servers (envtest, MinIO, MQTT brokers).
+test: test-env vet test-rules ## Run all tests against real servers (envtest, MinIO, MQTT brokers).
 	eval "$$(hack/setup-test-env.sh all)" && go test $(GOTEST_FLAGS) ./...
+
+.PHONY: test-rules
+test-rules: promtool ## Check the Prometheus alert rules and run their unit tests with promtool.
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	sed -n '/^spec:$$/,$$p' config/prometheus/rules.yaml | tail -n +2 | sed 's/^  //' > "$$tmp/otafleet.rules.yaml"; \
+	cp config/prometheus/rules_test.yaml "$$tmp/"; \
+	$(PROMTOOL) check rules "$$tmp/otafleet.rules.yaml"; \
+	$(PROMTOOL) test rules "$$tmp/rules_test.yaml"
 
 .PHONY: test-e2e
 test-e2e: test-env ## Run the end-to-end tests only.
@@ -124,6 +136,17 @@ define go-tool
 @ln -sf "$(TOOLS_CACHE)/$(notdir $(1))-$(3)/$(notdir $(1))" "$(1)"
 endef
 
+# go-tool-in-module builds PACKAGE of MODULE@VERSION inside the module's own
+# tree, for modules whose replace directives go install refuses (Prometheus).
+define go-tool-in-module
+@[ -x "$(TOOLS_CACHE)/$(notdir $(1))-$(4)/$(notdir $(1))" ] || { \
+	echo "building $(2)/$(3)@$(4)"; \
+	dir=$$(go mod download -json $(2)@$(4) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	cd "$$dir" && GOWORK=off GOFLAGS=-mod=mod go build -trimpath \
+		-o "$(TOOLS_CACHE)/$(notdir $(1))-$(4)/$(notdir $(1))" ./$(3); }
+@ln -sf "$(TOOLS_CACHE)/$(notdir $(1))-$(4)/$(notdir $(1))" "$(1)"
+endef
+
 .PHONY: controller-gen
 controller-gen: $(LOCALBIN)
 	$(call go-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_GEN_VERSION))
@@ -131,3 +154,7 @@ controller-gen: $(LOCALBIN)
 .PHONY: golangci-lint
 golangci-lint: $(LOCALBIN)
 	$(call go-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: promtool
+promtool: $(LOCALBIN)
+	$(call go-tool-in-module,$(PROMTOOL),github.com/prometheus/prometheus,cmd/promtool,$(PROMTOOL_VERSION))
