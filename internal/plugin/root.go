@@ -30,6 +30,9 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Push firmware and steer otafleet rollouts",
 		Long: "kubectl ota pushes firmware images, shows and steers UpgradeBatches, and lists\n" +
 			"devices from the inventory. Verbs change spec with a merge patch, never status.",
+		Example: "  kubectl ota firmware push wifi-1.1.0.bin --product smart-plug --module wifi --version 1.1.0\n" +
+			"  kubectl ota status batch smart-plug-wifi-1.1.0 -w --timeout 2h\n" +
+			"  kubectl ota devices --product smart-plug --module wifi --version 1.0.0",
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl ota"},
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -53,7 +56,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 
 // client builds a client for the kubeconfig flags and returns it with the
 // namespace to work in (the --namespace flag or the context's).
-func (o *rootOptions) client() (client.Client, string, error) {
+func (o *rootOptions) client() (client.WithWatch, string, error) {
 	cfg, err := o.flags.ToRESTConfig()
 	if err != nil {
 		return nil, "", err
@@ -61,7 +64,7 @@ func (o *rootOptions) client() (client.Client, string, error) {
 	// client-go's default of 5 requests per second would make paging
 	// through a large inventory crawl; kubectl uses similar numbers.
 	cfg.QPS, cfg.Burst = 50, 100
-	c, err := client.New(cfg, client.Options{Scheme: otascheme.New()})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: otascheme.New()})
 	if err != nil {
 		return nil, "", fmt.Errorf("creating the client: %w", err)
 	}
