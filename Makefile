@@ -57,9 +57,10 @@ lint: golangci-lint ## Run golangci-lint.
 
 .PHONY: verify
 verify: generate manifests fmt ## Regenerate everything and fail if the tree changes.
-	@if [ -n "$$(git status --porcelain -- api config controllers internal cmd)" ]; then \
+	hack/sync-chart.sh
+	@if [ -n "$$(git status --porcelain -- api config controllers internal cmd charts)" ]; then \
 		git status --porcelain; git --no-pager diff --stat; \
-		echo "verify: generated files are out of date: run 'make generate manifests fmt' and commit"; exit 1; fi
+		echo "verify: generated files are out of date: run 'make generate manifests fmt' and hack/sync-chart.sh, and commit"; exit 1; fi
 
 .PHONY: test-env
 test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinIO; install Mosquitto.
@@ -104,6 +105,15 @@ run: ## Run the manager against the current kubeconfig.
 .PHONY: demo
 demo: ## Run the playground: control plane, broker, storage, a simulated fleet and a rollout.
 	go run ./cmd/otafleet-lab
+
+IMAGE_ARCH ?= $(shell go env GOARCH)
+
+.PHONY: image
+image: ## Build the manager's image as a tarball without Docker (bin/manager-image.tar; docker/podman load it) and check its config.
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags=-s -o $(LOCALBIN)/image/manager ./cmd/manager
+	cd hack/imagebuild && GOWORK=off go run . -binary $(LOCALBIN)/image/manager -arch $(IMAGE_ARCH) \
+		-tag $(IMG) -out $(LOCALBIN)/manager-image.tar
+	cd hack/imagebuild && GOWORK=off go run . -check $(LOCALBIN)/manager-image.tar
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
