@@ -9,9 +9,13 @@ TOOLS_CACHE := $(CACHE)/tools
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 KUSTOMIZE_VERSION ?= v5.7.1
+# promtool's version is the one of github.com/prometheus/prometheus in
+# go.mod, whose PromQL parser checks the dashboard in test/monitoring.
+PROMTOOL_VERSION ?= v0.315.1
 
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
+PROMTOOL := $(LOCALBIN)/promtool
 
 # Tests of separate packages run in parallel; each starts its own servers.
 GOTEST_FLAGS ?= -race -timeout 30m
@@ -53,9 +57,10 @@ lint: golangci-lint ## Run golangci-lint.
 
 .PHONY: verify
 verify: generate manifests fmt ## Regenerate everything and fail if the tree changes.
-	@if [ -n "$$(git status --porcelain -- api config controllers internal cmd)" ]; then \
+	hack/sync-chart.sh
+	@if [ -n "$$(git status --porcelain -- api config controllers internal cmd charts)" ]; then \
 		git status --porcelain; git --no-pager diff --stat; \
-		echo "verify: generated files are out of date: run 'make generate manifests fmt' and commit"; exit 1; fi
+		echo "verify: generated files are out of date: run 'make generate manifests fmt' and hack/sync-chart.sh, and commit"; exit 1; fi
 
 .PHONY: test-env
 test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinIO; install Mosquitto and Chromium.
@@ -63,8 +68,16 @@ test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinI
 	hack/ensure-chromium.sh >/dev/null
 
 .PHONY: test
-test: test-env vet ## Run all tests against real servers (envtest, MinIO, MQTT brokers).
+test: test-env vet test-rules ## Run all tests against real servers (envtest, MinIO, MQTT brokers, Chromium).
 	eval "$$(hack/setup-test-env.sh all)" && eval "$$(hack/ensure-chromium.sh)" && go test $(GOTEST_FLAGS) ./...
+
+.PHONY: test-rules
+test-rules: promtool ## Check the Prometheus alert rules and run their unit tests with promtool.
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	sed -n '/^spec:$$/,$$p' config/prometheus/rules.yaml | tail -n +2 | sed 's/^  //' > "$$tmp/otafleet.rules.yaml"; \
+	cp config/prometheus/rules_test.yaml "$$tmp/"; \
+	$(PROMTOOL) check rules "$$tmp/otafleet.rules.yaml"; \
+	$(PROMTOOL) test rules "$$tmp/rules_test.yaml"
 
 .PHONY: test-e2e
 test-e2e: test-env ## Run the end-to-end tests only.
@@ -93,6 +106,15 @@ run: ## Run the manager against the current kubeconfig.
 .PHONY: demo
 demo: ## Run the playground: control plane, broker, storage, a simulated fleet and a rollout.
 	go run ./cmd/otafleet-lab
+
+IMAGE_ARCH ?= $(shell go env GOARCH)
+
+.PHONY: image
+image: ## Build the manager's image as a tarball without Docker (bin/manager-image.tar; docker/podman load it) and check its config.
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags=-s -o $(LOCALBIN)/image/manager ./cmd/manager
+	cd hack/imagebuild && GOWORK=off go run . -binary $(LOCALBIN)/image/manager -arch $(IMAGE_ARCH) \
+		-tag $(IMG) -out $(LOCALBIN)/manager-image.tar
+	cd hack/imagebuild && GOWORK=off go run . -check $(LOCALBIN)/manager-image.tar
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
@@ -125,6 +147,17 @@ define go-tool
 @ln -sf "$(TOOLS_CACHE)/$(notdir $(1))-$(3)/$(notdir $(1))" "$(1)"
 endef
 
+# go-tool-in-module builds PACKAGE of MODULE@VERSION inside the module's own
+# tree, for modules whose replace directives go install refuses (Prometheus).
+define go-tool-in-module
+@[ -x "$(TOOLS_CACHE)/$(notdir $(1))-$(4)/$(notdir $(1))" ] || { \
+	echo "building $(2)/$(3)@$(4)"; \
+	dir=$$(go mod download -json $(2)@$(4) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	cd "$$dir" && GOWORK=off GOFLAGS=-mod=mod go build -trimpath \
+		-o "$(TOOLS_CACHE)/$(notdir $(1))-$(4)/$(notdir $(1))" ./$(3); }
+@ln -sf "$(TOOLS_CACHE)/$(notdir $(1))-$(4)/$(notdir $(1))" "$(1)"
+endef
+
 .PHONY: controller-gen
 controller-gen: $(LOCALBIN)
 	$(call go-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_GEN_VERSION))
@@ -132,3 +165,7 @@ controller-gen: $(LOCALBIN)
 .PHONY: golangci-lint
 golangci-lint: $(LOCALBIN)
 	$(call go-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: promtool
+promtool: $(LOCALBIN)
+	$(call go-tool-in-module,$(PROMTOOL),github.com/prometheus/prometheus,cmd/promtool,$(PROMTOOL_VERSION))

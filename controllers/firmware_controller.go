@@ -114,7 +114,7 @@ func (r *FirmwareReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&otav1.Firmware{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, verificationChanged))).
 		Watches(&otav1.Product{}, handler.EnqueueRequestsFromMapFunc(r.firmwaresOfProduct)).
 		Watches(&otav1.VerificationRun{}, handler.EnqueueRequestsFromMapFunc(campaignFirmware),
 			builder.WithPredicates(campaignUsageChanged)).

@@ -24,6 +24,10 @@ const (
 	// ReasonSourceUnusable: the url source cannot be fetched as given, for
 	// example because its server does not state the size.
 	ReasonSourceUnusable = "SourceUnusable"
+	// ReasonVerifying and ReasonVerificationFailed report the image's
+	// verification in Reconciling and Stalled.
+	ReasonVerifying          = "Verifying"
+	ReasonVerificationFailed = "VerificationFailed"
 )
 
 // firmwareScope is what the steps of one reconcile share.
@@ -141,9 +145,25 @@ func (r *FirmwareReconciler) summarize(ctx context.Context, s *firmwareScope) {
 		set(otav1.ConditionReady, metav1.ConditionTrue, reason, msg)
 		apimeta.RemoveStatusCondition(&fw.Status.Conditions, otav1.ConditionReconciling)
 		apimeta.RemoveStatusCondition(&fw.Status.Conditions, otav1.ConditionStalled)
+		summarizeVerification(fw, set)
 		if !wasReady {
 			r.event(fw, corev1.EventTypeNormal, otav1.ReasonSucceeded, msg)
 		}
+	}
+}
+
+// summarizeVerification shows a verification in Reconciling and Stalled,
+// so that kstatus and Argo CD see an image under test as in progress and a
+// failed one as failed. Ready stays True: a stored image can be verified
+// again by a new VerificationRun.
+func summarizeVerification(fw *otav1.Firmware, set func(t string, st metav1.ConditionStatus, reason, msg string)) {
+	switch v := fw.Status.Verification; v.State {
+	case otav1.VerificationVerifying:
+		set(otav1.ConditionReconciling, metav1.ConditionTrue, ReasonVerifying,
+			fmt.Sprintf("VerificationRun %q is trying the image on test devices", v.Run))
+	case otav1.VerificationFailed:
+		set(otav1.ConditionStalled, metav1.ConditionTrue, ReasonVerificationFailed,
+			fmt.Sprintf("VerificationRun %q failed: %s", v.Run, v.Message))
 	}
 }
 

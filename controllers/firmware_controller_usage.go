@@ -212,3 +212,14 @@ var campaignUsageChanged = predicate.Funcs{
 	},
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
+
+// verificationChanged passes the status updates VerificationRuns write into
+// a Firmware, so that its Reconciling and Stalled follow the verification.
+var verificationChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, okOld := e.ObjectOld.(*otav1.Firmware)
+		n, okNew := e.ObjectNew.(*otav1.Firmware)
+		return okOld && okNew && o.Status.Verification.State != n.Status.Verification.State
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}

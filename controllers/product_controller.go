@@ -92,6 +92,9 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *ProductReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	p := &otav1.Product{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetVersions(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := p.DeepCopy()
@@ -151,6 +154,7 @@ func (r *ProductReconciler) markDuplicate(ctx context.Context, p, owner *otav1.P
 	wasStalled := apimeta.IsStatusConditionTrue(p.Status.Conditions, otav1.ConditionStalled)
 	p.Status = otav1.ProductStatus{Conditions: p.Status.Conditions}
 	setProductConditions(p, metav1.ConditionFalse, otav1.ReasonDuplicateProduct, msg)
+	forgetVersions(p.Namespace, p.Name)
 	if !wasStalled {
 		log.FromContext(ctx).Info("Product stalled: duplicate productKey", "owner", klog.KObj(owner))
 		r.Recorder.Eventf(p, owner, corev1.EventTypeWarning, otav1.ReasonDuplicateProduct, "Reconcile", "%s", msg)
@@ -162,6 +166,7 @@ func (r *ProductReconciler) markOwner(p *otav1.Product, inv inventory) {
 	p.Status.Devices, p.Status.Slices, p.Status.Modules = inv.devices, inv.slices, inv.modules
 	msg := fmt.Sprintf("Owns productKey %q; %d devices in %d slices", p.Spec.ProductKey, inv.devices, inv.slices)
 	setProductConditions(p, metav1.ConditionTrue, otav1.ReasonSucceeded, msg)
+	recordVersions(p)
 	if wasStalled {
 		r.Recorder.Eventf(p, nil, corev1.EventTypeNormal, otav1.ReasonSucceeded, "Reconcile",
 			"Product now owns productKey %q", p.Spec.ProductKey)

@@ -89,16 +89,27 @@ func (r *UpgradeBatchReconciler) sync(ctx context.Context, ub *otav1.UpgradeBatc
 	if err != nil {
 		return fleet.Status{}, err
 	}
-	if fw.NeedsVerification() && fw.Status.Verification.State != otav1.VerificationVerified {
-		return fleet.Status{}, &waitError{reason: otav1.ReasonFirmwareUnverified, stalled: true,
-			message: fmt.Sprintf("Firmware %q must be verified by a VerificationRun first (verification: %s)",
-				fw.Name, orUnverified(fw.Status.Verification.State))}
+	if err := verificationWait(fw); err != nil {
+		return fleet.Status{}, err
 	}
 	devices, err := r.deviceList(ctx, ub)
 	if err != nil {
 		return fleet.Status{}, err
 	}
 	return r.Engine.Upsert(batchSpec(ub, fw, pk, devices))
+}
+
+// verificationWait holds a batch until its Firmware is verified, if it must
+// be. A verification under way ends by itself, so GitOps tools see the batch
+// in progress; an unverified or failed image needs a human.
+func verificationWait(fw *otav1.Firmware) error {
+	state := fw.Status.Verification.State
+	if !fw.NeedsVerification() || state == otav1.VerificationVerified {
+		return nil
+	}
+	return &waitError{reason: otav1.ReasonFirmwareUnverified, stalled: state != otav1.VerificationVerifying,
+		message: fmt.Sprintf("Firmware %q must be verified by a VerificationRun first (verification: %s)",
+			fw.Name, orUnverified(state))}
 }
 
 func orUnverified(s otav1.VerificationState) otav1.VerificationState {
@@ -213,7 +224,9 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 	case otav1.BatchCanceled:
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonCanceled, "canceled")
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonCanceled, "canceled")
-		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, otav1.ReasonCanceled, "canceled")
+		// Stalled, so that kstatus calls it Failed: a canceled batch never
+		// completes, and a GitOps wait on it must not hang.
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, true, otav1.ReasonCanceled, "canceled")
 	default:
 		reason, msg := progressMessage(s)
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, reason, msg)

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -155,6 +156,11 @@ func setRunStatus(vr *otav1.VerificationRun, s fleet.Status) {
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonProgressing,
 			fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total))
 	}
+	// Without Stalled, kstatus reads a finished run's Ready=False as still
+	// in progress, and a GitOps wait on a failed run would never end.
+	ready := apimeta.FindStatusCondition(st.Conditions, otav1.ConditionReady)
+	setCondition(&st.Conditions, gen, otav1.ConditionStalled,
+		st.Phase == otav1.RunFailed || st.Phase == otav1.RunCanceled, ready.Reason, ready.Message)
 }
 
 // failedDevices says which devices failed and why, for the condition and

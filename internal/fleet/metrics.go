@@ -24,11 +24,19 @@ var (
 	descPushes = prometheus.NewDesc("otafleet_fleet_pushes_total", "Upgrade pushes sent, and pushes that failed to publish.", []string{"result"}, nil)
 	descWrites = prometheus.NewDesc("otafleet_fleet_slice_writes_total", "Slice writes to the API server.", []string{"result"}, nil)
 	descDone   = prometheus.NewDesc("otafleet_fleet_upgrades_succeeded_total", "Device upgrades that succeeded.", nil, nil)
+	// Batches by phase and failures by reason answer "did a rollout abort"
+	// and "what fails" without a label per batch or per device.
+	descBatches = prometheus.NewDesc("otafleet_fleet_batches", "UpgradeBatches the engine holds, by phase.", []string{"phase"}, nil)
+	descFailed  = prometheus.NewDesc("otafleet_fleet_failed_tasks",
+		"Devices in the failureReasons of all campaigns the engine holds, by reason.", []string{"reason"}, nil)
 )
+
+var batchPhases = []otav1.BatchPhase{otav1.BatchPlanned, otav1.BatchRunning, otav1.BatchPaused,
+	otav1.BatchCompleted, otav1.BatchCanceled, otav1.BatchAborted}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone} {
+	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone, descBatches, descFailed} {
 		ch <- d
 	}
 }
@@ -40,8 +48,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s := e.stats
 	devices, campaigns := e.sizes()
 	var tc otav1.TaskCounts
+	phases, reasons := map[otav1.BatchPhase]int{}, map[string]int64{}
+	now := e.now()
 	for _, cp := range e.campaigns {
 		addCounts(&tc, cp.counts)
+		if cp.hasSpec && cp.spec.Ref.Kind == otav1.KindUpgradeBatch {
+			phases[phase(cp, now)]++
+		}
+		for r, rc := range cp.reasons {
+			reasons[r] += rc.Count
+		}
 	}
 	e.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -66,6 +82,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	count(descWrites, s.Writes-s.WriteErrors, "ok")
 	count(descWrites, s.WriteErrors, "error")
 	count(descDone, s.Succeeded)
+	for _, p := range batchPhases {
+		gauge(descBatches, float64(phases[p]), string(p))
+	}
+	for r, n := range reasons {
+		gauge(descFailed, float64(n), r)
+	}
 }
 
 func addCounts(dst *otav1.TaskCounts, src otav1.TaskCounts) {

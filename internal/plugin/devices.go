@@ -68,6 +68,8 @@ func newDevicesCommand(o *rootOptions) *cobra.Command {
 	f.StringVar(&d.version, "version", "", "Only devices on this version (of --module, or of any module); with --batch, the version before the upgrade")
 	f.IntVar(&d.limit, "limit", 0, "Print at most this many devices; 0 prints all")
 	f.Int64Var(&d.pageSize, "chunk-size", slicesPerPage, "Slices (of up to 100 devices each) fetched per request, as kubectl's --chunk-size")
+	_ = cmd.RegisterFlagCompletionFunc("product", o.completeFlagNames(&otav1.ProductList{}))
+	_ = cmd.RegisterFlagCompletionFunc("batch", o.completeFlagNames(&otav1.UpgradeBatchList{}))
 	return cmd
 }
 

@@ -26,7 +26,8 @@ type pushOptions struct {
 }
 
 func newFirmwareCommand(o *rootOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "firmware", Aliases: []string{"fw"}, Short: "Manage firmware images"}
+	cmd := &cobra.Command{Use: "firmware", Aliases: []string{"fw"}, Short: "Manage firmware images",
+		Example: "  kubectl ota firmware push wifi-1.1.0.bin --product smart-plug --module wifi --version 1.1.0"}
 	p := &pushOptions{}
 	push := &cobra.Command{
 		Use:   "push FILE",
@@ -50,6 +51,7 @@ func newFirmwareCommand(o *rootOptions) *cobra.Command {
 	f.StringVar(&p.description, "description", "", "Release notes shown to users in the app")
 	f.DurationVar(&p.timeout, "timeout", 10*time.Minute, "How long to wait for the operator at each step")
 	_ = push.MarkFlagRequired("product")
+	_ = push.RegisterFlagCompletionFunc("product", o.completeFlagNames(&otav1.ProductList{}))
 	_ = push.MarkFlagRequired("version")
 	cmd.AddCommand(push)
 	return cmd

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/steer"
 )
 
@@ -23,7 +24,11 @@ func newRetryCommand(o *rootOptions) *cobra.Command {
 			"more are written to a ConfigMap of the same name (one name a line), owned by the new\n" +
 			"batch so that it is deleted with it. The new batch copies firmware, source versions,\n" +
 			"rate, retry, abort, timeout, confirmation, overwrite and tags; not waves or schedule.",
-		Args: cobra.ExactArgs(1),
+		Example: "  # After smart-plug-wifi-1.1.0 finished with failures\n" +
+			"  kubectl ota retry smart-plug-wifi-1.1.0\n" +
+			"  kubectl ota status batch smart-plug-wifi-1.1.0-retry-1 -w",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: o.completeNames(&otav1.UpgradeBatchList{}),
 		RunE: o.runE(func(ctx context.Context, c client.Client, ns string, args []string) error {
 			nb, n, err := steer.Retry(ctx, c, ns, args[0])
 			if err != nil {

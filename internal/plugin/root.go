@@ -32,6 +32,9 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Push firmware and steer otafleet rollouts",
 		Long: "kubectl ota pushes firmware images, shows and steers UpgradeBatches, and lists\n" +
 			"devices from the inventory. Verbs change spec with a merge patch, never status.",
+		Example: "  kubectl ota firmware push wifi-1.1.0.bin --product smart-plug --module wifi --version 1.1.0\n" +
+			"  kubectl ota status batch smart-plug-wifi-1.1.0 -w --timeout 2h\n" +
+			"  kubectl ota devices --product smart-plug --module wifi --version 1.0.0",
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl ota"},
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -56,12 +59,12 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 
 // client builds a client for the kubeconfig flags and returns it with the
 // namespace to work in (the --namespace flag or the context's).
-func (o *rootOptions) client() (client.Client, string, error) {
+func (o *rootOptions) client() (client.WithWatch, string, error) {
 	cfg, ns, err := o.restConfig()
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: otascheme.New()})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: otascheme.New()})
 	if err != nil {
 		return nil, "", fmt.Errorf("creating the client: %w", err)
 	}

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -87,47 +86,5 @@ func TestStatusBatchCommand(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
-	}
-}
-
-// TestStatusBatchWatch checks that -w keeps refreshing while the batch runs
-// and returns by itself once it reaches a final phase.
-func TestStatusBatchWatch(t *testing.T) {
-	ctx := testCtx(t)
-	ns := newNamespace(t, ctx)
-	ub := newBatch(ns, "rollout")
-	mustCreate(t, ctx, ub)
-	setStatus(t, ub, runningStatus(time.Now().Add(-time.Minute)))
-
-	type result struct {
-		out string
-		err error
-	}
-	done := make(chan result, 1)
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	go func() {
-		out, _, err := kubectlOTA(wctx, kubeconfig, ns, "status", "batch", "rollout", "-w", "--interval", "100ms")
-		done <- result{out, err}
-	}()
-	select {
-	case r := <-done:
-		t.Fatalf("watch returned while the batch runs: %v\n%s", r.err, r.out)
-	case <-time.After(500 * time.Millisecond):
-	}
-	st := runningStatus(time.Now().Add(-time.Minute))
-	st.Phase, st.CurrentWave = otav1.BatchCompleted, 2
-	st.Counts = otav1.TaskCounts{Total: 100, Succeeded: 90, Failed: 10}
-	setStatus(t, getUB(t, ns, "rollout"), st)
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		if strings.Count(r.out, "Name:") < 2 || !strings.Contains(r.out, "Phase:      Completed") {
-			t.Fatalf("want several frames ending Completed, got\n%s", r.out)
-		}
-	case <-wctx.Done():
-		t.Fatal("watch did not return after the batch completed")
 	}
 }
