@@ -34,7 +34,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.scope == oldSelf.scope",message="scope is immutable"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cancel) || has(self.cancel)",message="a canceled batch cannot be resumed"
 // +kubebuilder:validation:XValidation:rule="!has(self.retry) || !has(self.retry.interval) || !has(self.timeout) || !self.retry.interval.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || !self.timeout.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || duration(self.retry.interval) < duration(self.timeout)",message="retry.interval must be shorter than timeout"
-// +kubebuilder:validation:XValidation:rule="!has(self.schedule) || !has(self.schedule.start) || !has(self.schedule.end) || timestamp(self.schedule.end) > timestamp(self.schedule.start)",messageExpression="'schedule.end must be after schedule.start: ' + string(self.schedule.end) + ' is not after ' + string(self.schedule.start)"
+// +kubebuilder:validation:XValidation:rule="!has(self.schedule) || !has(self.schedule.start) || !has(self.schedule.end) || timestamp(self.schedule.end) > timestamp(self.schedule.start)",message="schedule.end must be after schedule.start"
 type UpgradeBatchSpec struct {
 	// firmware is the name of the Firmware in this namespace to roll out;
 	// its product and module are the batch's.
@@ -128,7 +128,7 @@ type UpgradeBatchSpec struct {
 	// +kubebuilder:validation:MaxProperties=10
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 64 && self[k].size() <= 256)",message="tag keys are at most 64 and values at most 256 characters"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() > 0)",message="tag keys must not be empty: devices cannot receive an extData entry without a name"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('_'))",messageExpression="'tag keys starting with _ are reserved for the entries otafleet sets from the Firmware (_package_udi, _ed25519_signature): rename ' + self.filter(k, k.startsWith('_')).join(', ')"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('_'))",message="tag keys starting with _ are reserved for the entries otafleet sets from the Firmware (_package_udi, _ed25519_signature): rename them"
 	Tags map[string]string `json:"tags,omitempty"`
 
 	// paused stops new pushes; devices already pushed carry on.

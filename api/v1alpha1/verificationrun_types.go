@@ -106,6 +106,7 @@ type VerificationRunStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// phase: Pending, Running, Succeeded, Failed or Canceled.
 	// +optional
+	// +kubebuilder:validation:MaxLength=16
 	Phase RunPhase `json:"phase,omitempty"`
 	// counts of device tasks by state.
 	// +optional
@@ -129,7 +130,7 @@ type VerificationRunStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=vr,categories=ota
-// +kubebuilder:validation:XValidation:rule="!(oldSelf.?status.?phase.orValue('none') in ['Succeeded', 'Failed', 'Canceled']) || self.spec.?sourceVersions.orValue([]) == oldSelf.spec.?sourceVersions.orValue([])",messageExpression="'spec.sourceVersions cannot change after the run finished (' + oldSelf.status.phase + '): it records what was verified; create a new VerificationRun'"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Succeeded', 'Failed', 'Canceled']) || (has(self.spec.sourceVersions) == has(oldSelf.spec.sourceVersions) && (!has(self.spec.sourceVersions) || self.spec.sourceVersions == oldSelf.spec.sourceVersions))",messageExpression="'spec.sourceVersions cannot change after the run finished (' + oldSelf.status.phase + '): it records what was verified; create a new VerificationRun'"
 // +kubebuilder:printcolumn:name="Firmware",type=string,JSONPath=`.spec.firmware`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.counts.succeeded`
