@@ -44,6 +44,7 @@ type FirmwareSpec struct {
 	// Sha256. The operator computes both; this picks the one sent as sign.
 	// +optional
 	// +kubebuilder:default=Md5
+	// +kubebuilder:validation:MaxLength=16
 	SignMethod SignMethod `json:"signMethod,omitempty"`
 
 	// diff marks a differential image, which only applies to devices on
@@ -205,6 +206,7 @@ type Verification struct {
 	// VerificationRun starts.
 	// +optional
 	// +kubebuilder:default=Unverified
+	// +kubebuilder:validation:MaxLength=16
 	State VerificationState `json:"state,omitempty"`
 	// run is the VerificationRun that set the state.
 	// +optional
@@ -269,7 +271,7 @@ type FirmwareStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=fw,categories=ota
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.verification) || !has(oldSelf.status.verification.state) || !(oldSelf.status.verification.state in ['Verifying', 'Verified']) || (has(self.spec.signMethod) == has(oldSelf.spec.signMethod) && (!has(self.spec.signMethod) || self.spec.signMethod == oldSelf.spec.signMethod))",messageExpression="'spec.signMethod cannot change once the image is ' + oldSelf.status.verification.state + ': devices were tested with its sign; create a new Firmware'"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.verification) || !has(oldSelf.status.verification.state) || !(oldSelf.status.verification.state in ['Verifying', 'Verified']) || !has(self.spec.signMethod) || !has(oldSelf.spec.signMethod) || self.spec.signMethod == oldSelf.spec.signMethod",messageExpression="'spec.signMethod cannot change once the image is ' + oldSelf.status.verification.state + ': devices were tested with its sign; create a new Firmware'"
 // +kubebuilder:printcolumn:name="Product",type=string,JSONPath=`.spec.product`
 // +kubebuilder:printcolumn:name="Module",type=string,JSONPath=`.spec.module`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`

@@ -117,6 +117,7 @@ type VerificationRunStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// phase: Pending, Running, Succeeded, Failed or Canceled.
 	// +optional
+	// +kubebuilder:validation:MaxLength=16
 	Phase RunPhase `json:"phase,omitempty"`
 	// counts of device tasks by state.
 	// +optional

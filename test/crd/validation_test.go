@@ -104,7 +104,7 @@ func TestBadManifestsRefused(t *testing.T) {
 			b := validBatch()
 			b.Spec.Tags = map[string]string{"_ed25519_signature": "forged", "_package_udi": "injected", "ok": "1"}
 			return b
-		}, "reserved for the entries otafleet sets from the Firmware (_package_udi, _ed25519_signature): rename _"},
+		}, "reserved for the entries otafleet sets from the Firmware (_package_udi, _ed25519_signature): rename them"},
 		{"negative retry interval", func() client.Object {
 			b := validBatch()
 			b.Spec.Retry = &otav1.RetryPolicy{Count: 1, Interval: dur(-5 * time.Minute)}
