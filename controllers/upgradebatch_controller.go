@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,6 +35,9 @@ type UpgradeBatchReconciler struct {
 	// operator's bucket, used when a list names none.
 	Objects ObjectReader
 	Bucket  string
+	// SharedObjectPrefixes are "bucket/prefix" entries every namespace may
+	// read device lists from, set by an admin (see objectOutside).
+	SharedObjectPrefixes []string
 
 	lists listCache
 }
@@ -60,6 +64,9 @@ func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.lists.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
+	if endedForProduct(ub.Status.Conditions) {
+		return ctrl.Result{}, nil
+	}
 	orig := ub.DeepCopy()
 	st, err := r.sync(ctx, ub)
 	if requeue, ok := requeueFor(err); ok {
@@ -84,10 +91,10 @@ func (r *UpgradeBatchReconciler) sync(ctx context.Context, ub *otav1.UpgradeBatc
 	if err != nil {
 		return fleet.Status{}, err
 	}
-	if fw.NeedsVerification() && fw.Status.Verification.State != otav1.VerificationVerified {
+	if fw.NeedsVerification() && !imageVerified(fw) {
 		return fleet.Status{}, &waitError{reason: otav1.ReasonFirmwareUnverified, stalled: true,
 			message: fmt.Sprintf("Firmware %q must be verified by a VerificationRun first (verification: %s)",
-				fw.Name, orUnverified(fw.Status.Verification.State))}
+				fw.Name, verificationText(fw))}
 	}
 	devices, err := r.deviceList(ctx, ub)
 	if err != nil {
@@ -164,16 +171,29 @@ func (r *UpgradeBatchReconciler) deviceList(ctx context.Context, ub *otav1.Upgra
 	return parseDeviceList(cm.Data[key]), nil
 }
 
+// setWaiting records why the batch does not go on. The engine holds the
+// batch meanwhile: paused, or canceled for good when its Product is being
+// deleted.
 func (r *UpgradeBatchReconciler) setWaiting(ub *otav1.UpgradeBatch, err error) {
+	if es, inEngine := holdCampaign(r.Engine, ub.Namespace, batchRef(ub.Name), err); inEngine {
+		r.setStatus(ub, es)
+	}
 	st := &ub.Status
 	st.ObservedGeneration = ub.Generation
-	if st.Phase == "" {
-		st.Phase = otav1.BatchPlanned
-	}
 	reason, stalled := otav1.ReasonProgressing, false
 	var w *waitError
 	if errors.As(err, &w) {
 		reason, stalled = w.reason, w.stalled
+	}
+	switch {
+	case w != nil && w.cancel:
+		st.Phase = otav1.BatchCanceled
+		if st.CompletionTime == nil {
+			now := metav1.Now()
+			st.CompletionTime = &now
+		}
+	case st.Phase == "":
+		st.Phase = otav1.BatchPlanned
 	}
 	setCondition(&st.Conditions, ub.Generation, otav1.ConditionReady, false, reason, err.Error())
 	setCondition(&st.Conditions, ub.Generation, otav1.ConditionStalled, stalled, reason, err.Error())
@@ -196,6 +216,13 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 	gen := ub.Generation
 	switch s.Phase {
 	case otav1.BatchCompleted:
+		if ended, msg := scheduleEnded(ub, s); ended {
+			// Not a success: the end cut the batch short.
+			setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonScheduleEnded, msg)
+			setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonScheduleEnded, msg)
+			setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, otav1.ReasonScheduleEnded, msg)
+			break
+		}
 		msg := fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total)
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, true, otav1.ReasonSucceeded, msg)
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonSucceeded, msg)
@@ -214,6 +241,18 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, true, reason, msg)
 		setCondition(&st.Conditions, gen, otav1.ConditionStalled, false, reason, msg)
 	}
+}
+
+// scheduleEnded reports whether the schedule's end stopped the batch before
+// every selected device was upgraded, and says so.
+func scheduleEnded(ub *otav1.UpgradeBatch, s fleet.Status) (bool, string) {
+	sch := ub.Spec.Schedule
+	if sch == nil || sch.End == nil || time.Now().Before(sch.End.Time) || s.Counts.Succeeded == s.Counts.Total {
+		return false, ""
+	}
+	return true, fmt.Sprintf("Schedule ended at %s: %d of %d devices upgraded, %d canceled by the end, %d failed",
+		sch.End.UTC().Format(time.RFC3339), s.Counts.Succeeded, s.Counts.Total, s.Counts.Canceled,
+		s.Counts.Failed+s.Counts.TimedOut)
 }
 
 func progressMessage(s fleet.Status) (string, string) {
