@@ -284,6 +284,10 @@ func (r *FirmwareReconciler) fromObject(ctx context.Context, s *firmwareScope) e
 		s.stall(c.Reason, c.Message)
 		return nil
 	}
+	if msg := objectOutside(s.fw.Namespace, r.Bucket, src.Bucket, src.Key, r.SharedObjectPrefixes); msg != "" {
+		s.stall(otav1.ReasonObjectOutsideNamespace, msg)
+		return nil
+	}
 	bucket := src.Bucket
 	if bucket == "" {
 		bucket = r.Bucket
