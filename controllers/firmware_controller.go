@@ -170,7 +170,9 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	defer func() {
 		if err := r.patchStatus(ctx, s); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+			return
 		}
+		r.flushEvents(s)
 	}()
 
 	if !fw.DeletionTimestamp.IsZero() {

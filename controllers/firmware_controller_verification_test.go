@@ -76,6 +76,14 @@ func stableResourceVersion(t *testing.T, ns, name string) {
 	}
 }
 
+func waitCampaigns(t *testing.T, ns, name string, n int32) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		u := getFirmware(t, ns, name).Status.Usage
+		return u.Campaigns == n, fmt.Sprintf("usage %+v, want %d campaigns", u, n)
+	})
+}
+
 func TestFirmwareVerificationFromRuns(t *testing.T) {
 	ns := newNamespace(t, "fw-verify-")
 	createProduct(t, ns, "prod", ns, "mcu")
@@ -89,6 +97,7 @@ func TestFirmwareVerificationFromRuns(t *testing.T) {
 	waitVerification(t, ns, "fw", otav1.VerificationFailed, "a-first")
 	second := createRun(t, fw, "b-second", otav1.RunRunning, sha, "")
 	waitVerification(t, ns, "fw", otav1.VerificationVerifying, "b-second")
+	waitCampaigns(t, ns, "fw", 2)
 	stableResourceVersion(t, ns, "fw")
 
 	setRunState(t, second, otav1.RunSucceeded, sha, otav1.ReasonSucceeded)
@@ -100,6 +109,7 @@ func TestFirmwareVerificationFromRuns(t *testing.T) {
 	// inconclusive one (devices busy) says nothing either.
 	createRun(t, fw, "c-third", otav1.RunCanceled, sha, otav1.ReasonCanceled)
 	createRun(t, fw, "d-fourth", otav1.RunFailed, sha, otav1.ReasonInconclusive)
+	waitCampaigns(t, ns, "fw", 4)
 	stableResourceVersion(t, ns, "fw")
 	waitVerification(t, ns, "fw", otav1.VerificationVerified, "b-second")
 }
@@ -111,6 +121,7 @@ func TestFirmwareInconclusiveRunDoesNotFail(t *testing.T) {
 	fw := waitFirmwareReady(t, ns, "fw")
 	createRun(t, fw, "busy", otav1.RunFailed, fw.Status.Artifact.SHA256, otav1.ReasonInconclusive)
 	createRun(t, fw, "other-image", otav1.RunSucceeded, "0000000000000000000000000000000000000000000000000000000000000000", otav1.ReasonSucceeded)
+	waitCampaigns(t, ns, "fw", 2)
 	stableResourceVersion(t, ns, "fw")
 	waitVerification(t, ns, "fw", otav1.VerificationUnverified, "")
 }
