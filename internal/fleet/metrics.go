@@ -28,7 +28,8 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone} {
+	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone,
+		descEarlyKept, descEarlyEvicted} {
 		ch <- d
 	}
 }
@@ -43,7 +44,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, cp := range e.campaigns {
 		addCounts(&tc, cp.counts)
 	}
+	early := e.collectEarly()
 	e.mu.Unlock()
+	for _, m := range early {
+		ch <- m
+	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
