@@ -214,20 +214,3 @@ func TestProductDeletionCancelsCampaigns(t *testing.T) {
 		return len(h) == len(devices), fmt.Sprintf("holders %v", h)
 	})
 }
-
-// A batch ended by its schedule says so instead of "Succeeded".
-func TestBatchEndedBySchedule(t *testing.T) {
-	ns := newNamespace(t, "lc-schedule-")
-	key := "lcs-" + ns[len(ns)-5:]
-	product(t, ns, key, []string{"s0", "s1", "s2"})
-	firmware(t, ns)
-	end := metav1.NewTime(time.Now().Add(3 * time.Second))
-	batch(t, ns, "timed", func(ub *otav1.UpgradeBatch) { ub.Spec.Schedule = &otav1.Schedule{End: &end} })
-	ub := waitBatch(t, ns, "timed", "ended", func(ub *otav1.UpgradeBatch) bool {
-		return ub.Status.Phase == otav1.BatchCompleted
-	})
-	c := apimeta.FindStatusCondition(ub.Status.Conditions, otav1.ConditionReady)
-	if c == nil || c.Reason != otav1.ReasonScheduleEnded || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "Schedule ended") {
-		t.Errorf("Ready after the schedule's end: %+v, want False %s with a message saying so", c, otav1.ReasonScheduleEnded)
-	}
-}
