@@ -24,12 +24,16 @@ type waitError struct {
 	// stalled: only a human can fix it (for example by verifying the
 	// firmware); otherwise it fixes itself (an upload in progress).
 	stalled bool
+	// cancel: the campaign can never go on (its Product is being
+	// deleted); the engine cancels it rather than pausing it.
+	cancel bool
 }
 
 func (w *waitError) Error() string { return w.message }
 
 // resolveFirmware returns the Firmware a campaign uses, ready for pushing,
-// and its product's key.
+// and its product's key. A *waitError says why the campaign may not push
+// now; the caller then holds it in the engine (holdCampaign).
 func resolveFirmware(ctx context.Context, c client.Client, e *fleet.Engine, ns, name string) (*otav1.Firmware, string, error) {
 	fw := &otav1.Firmware{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, fw); err != nil {
@@ -38,14 +42,46 @@ func resolveFirmware(ctx context.Context, c client.Client, e *fleet.Engine, ns, 
 		}
 		return nil, "", err
 	}
+	p := &otav1.Product{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fw.Spec.Product}, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, "", &waitError{reason: otav1.ReasonProductNotFound, message: fmt.Sprintf("Product %q not found", fw.Spec.Product)}
+		}
+		return nil, "", err
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		return nil, "", &waitError{reason: otav1.ReasonProductDeleted, stalled: true, cancel: true,
+			message: fmt.Sprintf("Product %q is being deleted: the campaign is canceled", p.Name)}
+	}
 	if fw.Status.Artifact == nil || !apimeta.IsStatusConditionTrue(fw.Status.Conditions, otav1.ConditionReady) {
-		return nil, "", &waitError{reason: otav1.ReasonFirmwareNotReady, message: fmt.Sprintf("Firmware %q is not Ready yet", name)}
+		return nil, "", &waitError{reason: otav1.ReasonFirmwareNotReady, message: fmt.Sprintf("Firmware %q is not Ready", name)}
 	}
 	pk, ok := e.ProductKeyOf(types.NamespacedName{Namespace: ns, Name: fw.Spec.Product})
 	if !ok {
 		return nil, "", &waitError{reason: otav1.ReasonProductNotFound, message: fmt.Sprintf("Product %q is not registered", fw.Spec.Product)}
 	}
 	return fw, pk, nil
+}
+
+// holdCampaign keeps a campaign that may not push from pushing: the engine
+// pauses it, or cancels it when it can never go on. Without this the engine
+// kept pushing the last image it was given, for a Firmware no longer Ready
+// or a Product already deleted. It returns the engine's status, if the
+// engine has the campaign.
+func holdCampaign(e *fleet.Engine, ns string, ref otav1.CampaignReference, err error) (fleet.Status, bool) {
+	var w *waitError
+	if !errors.As(err, &w) {
+		return fleet.Status{}, false
+	}
+	return e.Hold(ns, ref, w.cancel)
+}
+
+// endedForProduct reports whether a campaign was canceled because its
+// Product was deleted: that is final, even once a Product of the same name
+// exists again, whose devices it never held.
+func endedForProduct(conds []metav1.Condition) bool {
+	c := apimeta.FindStatusCondition(conds, otav1.ConditionReady)
+	return c != nil && c.Reason == otav1.ReasonProductDeleted
 }
 
 // imageOf is what devices are told about a Firmware's image.

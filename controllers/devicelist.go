@@ -46,6 +46,9 @@ func (r *UpgradeBatchReconciler) objectList(ctx context.Context, ub *otav1.Upgra
 	if r.Objects == nil {
 		return nil, &waitError{reason: otav1.ReasonInvalidSpec, stalled: true, message: "no object storage is configured for devicesFrom.object"}
 	}
+	if msg := objectOutside(ub.Namespace, r.Bucket, src.Bucket, src.Key, r.SharedObjectPrefixes); msg != "" {
+		return nil, objectRefused(msg)
+	}
 	bucket := src.Bucket
 	if bucket == "" {
 		bucket = r.Bucket

@@ -90,6 +90,10 @@ type FirmwareReconciler struct {
 	MaxConcurrentReconciles int
 	// ResyncInterval re-checks a Ready image's object this often.
 	ResyncInterval time.Duration
+	// SharedObjectPrefixes are "bucket/prefix" entries every namespace may
+	// use as source.object, set by an admin; by default a namespace reads
+	// only its own keys (see objectOutside).
+	SharedObjectPrefixes []string
 
 	bucketMu    sync.Mutex
 	bucketReady bool
@@ -166,7 +170,9 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	defer func() {
 		if err := r.patchStatus(ctx, s); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+			return
 		}
+		r.flushEvents(s)
 	}()
 
 	if !fw.DeletionTimestamp.IsZero() {
@@ -194,6 +200,11 @@ func (r *FirmwareReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		if s.halt {
 			break
 		}
+	}
+	// Not a step: whatever stopped the steps, the verification must follow
+	// the runs (an image not stored yet is Unverified).
+	if err := r.reconcileVerification(ctx, s); err != nil {
+		errs = append(errs, err)
 	}
 	r.summarize(ctx, s)
 	if len(errs) > 0 {

@@ -32,6 +32,9 @@ func init() {
 			Bucket:             suiteBucket,
 			UploadPollInterval: 200 * time.Millisecond,
 			UploadURLExpiry:    5 * time.Minute,
+			// TestFirmwareFromObjectSource reads another bucket, as
+			// an admin may allow.
+			SharedObjectPrefixes: []string{"src-fw-object-"},
 		}).SetupWithManager(mgr)
 	})
 }

@@ -30,8 +30,10 @@ func artifactKey(fw *otav1.Firmware) string {
 }
 
 // uploadKey is where the pre-signed PUT URL of an upload source points.
+// Like artifactKey, it starts with an underscore so that no namespace's own
+// prefix covers it.
 func uploadKey(fw *otav1.Firmware) string {
-	return fmt.Sprintf("uploads/%s/%s/%s", fw.Namespace, fw.Name, fw.UID)
+	return fmt.Sprintf("_up/%s/%s/%s", fw.Namespace, fw.Name, fw.UID)
 }
 
 // reconcileArtifact makes sure the image is stored and its digests known.
@@ -285,6 +287,10 @@ func (r *FirmwareReconciler) fromObject(ctx context.Context, s *firmwareScope) e
 	src := s.fw.Spec.Source.Object
 	if c := s.stalledAtGeneration(otav1.ReasonDigestMismatch); c != nil {
 		s.stall(c.Reason, c.Message)
+		return nil
+	}
+	if msg := objectOutside(s.fw.Namespace, r.Bucket, src.Bucket, src.Key, r.SharedObjectPrefixes); msg != "" {
+		s.stall(otav1.ReasonObjectOutsideNamespace, msg)
 		return nil
 	}
 	bucket := src.Bucket

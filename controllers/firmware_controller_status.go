@@ -46,6 +46,17 @@ type firmwareScope struct {
 	activeCampaigns []string
 	// gone is set once the finalizer is removed: nothing left to patch.
 	gone bool
+	// events wait for the status patch: a transition is announced only
+	// once it is recorded, so that a reconcile whose patch conflicts (and
+	// runs again from a copy without the new condition) does not announce
+	// it a second time. The InUse event came 11 times in 12 s that way.
+	events []pendingEvent
+}
+
+type pendingEvent struct{ eventType, reason, message string }
+
+func (s *firmwareScope) emit(eventType, reason, message string) {
+	s.events = append(s.events, pendingEvent{eventType, reason, message})
 }
 
 type outcome struct {
@@ -134,7 +145,7 @@ func (r *FirmwareReconciler) summarize(ctx context.Context, s *firmwareScope) {
 		set(otav1.ConditionStalled, metav1.ConditionTrue, o.reason, o.message)
 		apimeta.RemoveStatusCondition(&fw.Status.Conditions, otav1.ConditionReconciling)
 		if wasStalled == nil || wasStalled.Status != metav1.ConditionTrue || wasStalled.Reason != o.reason {
-			r.event(fw, corev1.EventTypeWarning, o.reason, o.message)
+			s.emit(corev1.EventTypeWarning, o.reason, o.message)
 		}
 	case o != nil:
 		set(otav1.ConditionReady, metav1.ConditionFalse, o.reason, o.message)
@@ -147,7 +158,7 @@ func (r *FirmwareReconciler) summarize(ctx context.Context, s *firmwareScope) {
 		apimeta.RemoveStatusCondition(&fw.Status.Conditions, otav1.ConditionStalled)
 		summarizeVerification(fw, set)
 		if !wasReady {
-			r.event(fw, corev1.EventTypeNormal, otav1.ReasonSucceeded, msg)
+			s.emit(corev1.EventTypeNormal, otav1.ReasonSucceeded, msg)
 		}
 	}
 }
@@ -194,8 +205,17 @@ func (r *FirmwareReconciler) holdDeletion(ctx context.Context, s *firmwareScope)
 		Message: msg, ObservedGeneration: fw.Generation})
 	if prev == nil || prev.Reason != otav1.ReasonInUse {
 		log.FromContext(ctx).Info("Deletion held while campaigns use the image", "campaigns", s.activeCampaigns)
-		r.event(fw, corev1.EventTypeNormal, otav1.ReasonInUse, msg)
+		s.emit(corev1.EventTypeNormal, otav1.ReasonInUse, msg)
 	}
+}
+
+// flushEvents announces the transitions of a reconcile whose status was
+// written.
+func (r *FirmwareReconciler) flushEvents(s *firmwareScope) {
+	for _, ev := range s.events {
+		r.event(s.fw, ev.eventType, ev.reason, ev.message)
+	}
+	s.events = nil
 }
 
 func (r *FirmwareReconciler) event(fw *otav1.Firmware, eventType, reason, msg string) {

@@ -49,6 +49,10 @@ func (r *FirmwareReconciler) reconcileProduct(ctx context.Context, s *firmwareSc
 	}
 	s.product = p
 	fw.Status.ProductKey = p.Spec.ProductKey
+	if !p.DeletionTimestamp.IsZero() {
+		// Not Ready, so that campaigns hear of it and cancel themselves.
+		s.block(otav1.ReasonProductDeleted, fmt.Sprintf("Product %q is being deleted", p.Name), true)
+	}
 	if c := apimeta.FindStatusCondition(p.Status.Conditions, otav1.ConditionStalled); c != nil &&
 		c.Status == metav1.ConditionTrue && c.Reason == otav1.ReasonDuplicateProduct {
 		s.block(otav1.ReasonDuplicateProduct, fmt.Sprintf("Product %q: %s", p.Name, c.Message), true)
@@ -165,6 +169,13 @@ func devicesOnVersion(p *otav1.Product, module, version string) int64 {
 	return 0
 }
 
+func conditionReason(conds []metav1.Condition) string {
+	if c := apimeta.FindStatusCondition(conds, otav1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
 func readyCondition(fw *otav1.Firmware) *metav1.Condition {
 	return apimeta.FindStatusCondition(fw.Status.Conditions, otav1.ConditionReady)
 }
@@ -191,11 +202,17 @@ func campaignFirmware(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 }
 
-// campaignFields returns a campaign's firmware and phase.
-func campaignFields(o client.Object) (firmware, phase string) {
+// campaignFields returns a campaign's firmware and what of its state the
+// Firmware follows: the phase, and for a run also what decides whether it
+// counts for the verification (its image, owner and reason).
+func campaignFields(o client.Object) (firmware, state string) {
 	switch c := o.(type) {
 	case *otav1.VerificationRun:
-		return c.Spec.Firmware, string(c.Status.Phase)
+		state := string(c.Status.Phase) + "|" + c.Status.SHA256 + "|" + conditionReason(c.Status.Conditions)
+		for _, ref := range c.OwnerReferences {
+			state += "|" + string(ref.UID)
+		}
+		return c.Spec.Firmware, state
 	case *otav1.UpgradeBatch:
 		return c.Spec.Firmware, string(c.Status.Phase)
 	}

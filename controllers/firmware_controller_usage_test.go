@@ -64,7 +64,7 @@ func TestFirmwareSignature(t *testing.T) {
 				PublicKeyRef: otav1.SecretKeyReference{Name: secret, Key: "ed25519.pub"}}
 		}
 	}
-	src := putSourceObject(t, "sources/"+ns+"/fw.bin", im)
+	src := putSourceObject(t, ns+"/sources/fw.bin", im)
 
 	createFirmware(t, ns, "good", src, signed(good, "signing-key"))
 	createFirmware(t, ns, "forged", src, signed(forged, "signing-key"))
@@ -102,7 +102,7 @@ func TestFirmwareDeletionHeldWhileInUse(t *testing.T) {
 	ns := newNamespace(t, "fw-inuse-")
 	createProduct(t, ns, "prod", ns, "mcu")
 	im := image{seed: 9, size: 128 << 10}
-	fw := createFirmware(t, ns, "fw", putSourceObject(t, "sources/"+ns+"/fw.bin", im))
+	fw := createFirmware(t, ns, "fw", putSourceObject(t, ns+"/sources/fw.bin", im))
 	waitFirmwareReady(t, ns, "fw")
 
 	vr := &otav1.VerificationRun{

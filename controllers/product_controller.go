@@ -13,10 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/fleet"
 )
 
 // DefaultInventoryInterval is how long the Product controller lets slice
@@ -41,6 +42,12 @@ const (
 // the Product's device inventory from its DeviceSlices.
 type ProductReconciler struct {
 	client.Client
+	// APIReader reads claims the cache may not have seen yet, after a
+	// create lost a race; mgr.GetAPIReader() by default.
+	APIReader client.Reader
+	// Engine is the rollout engine the owner of each productKey is
+	// registered with; nil in tests of the status alone.
+	Engine *fleet.Engine
 	// Recorder emits events when a Product loses or gains its productKey.
 	Recorder events.EventRecorder
 	// InventoryInterval bounds how often slice changes recompute the
@@ -49,8 +56,10 @@ type ProductReconciler struct {
 	InventoryInterval time.Duration
 }
 
-// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=products,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=products,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=ota.otafleet.dev,resources=products/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=products/finalizers,verbs=update
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=productkeyclaims,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=ota.otafleet.dev,resources=deviceslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -62,8 +71,12 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.InventoryInterval == 0 {
 		r.InventoryInterval = DefaultInventoryInterval
 	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
 	ctx := context.Background()
 	if err := errors.Join(
+		indexCampaignFirmware(ctx, mgr.GetFieldIndexer()),
 		mgr.GetFieldIndexer().IndexField(ctx, &otav1.Product{}, productKeyIndex, func(o client.Object) []string {
 			return []string{o.(*otav1.Product).Spec.ProductKey}
 		}),
@@ -74,7 +87,10 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&otav1.Product{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Generation or deletion: a finalizer's deletion does not change
+		// the generation.
+		For(&otav1.Product{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, deletionStarted))).
 		// When a Product comes or goes, the others with its key may win or
 		// lose it.
 		Watches(&otav1.Product{}, handler.EnqueueRequestsFromMapFunc(r.productsWithSameKey),
@@ -87,8 +103,8 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// Reconcile decides whether the Product owns its productKey and summarizes
-// its inventory.
+// Reconcile decides whether the Product owns its productKey, registers the
+// owner with the engine, and summarizes its inventory.
 func (r *ProductReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	p := &otav1.Product{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
@@ -103,14 +119,28 @@ func (r *ProductReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ 
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-
-	owner, err := r.keyOwner(ctx, p)
+	if !p.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, p)
+	}
+	if controllerutil.AddFinalizer(p, ProductFinalizer) {
+		if err := r.Update(ctx, p); err != nil {
+			return ctrl.Result{}, err
+		}
+		base = p.DeepCopy()
+	}
+	refusal, err := r.decideOwner(ctx, p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if owner.GetUID() != p.GetUID() {
-		r.markDuplicate(ctx, p, owner)
+	if refusal != "" {
+		r.forget(p)
+		r.markDuplicate(ctx, p, refusal)
 		return ctrl.Result{}, nil
+	}
+	if !r.register(p) {
+		// The engine still holds a Product this reconciler refused; its
+		// reconcile takes it out.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	inv, err := r.inventory(ctx, p)
 	if err != nil {
@@ -120,21 +150,17 @@ func (r *ProductReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ 
 	return ctrl.Result{}, nil
 }
 
-// keyOwner returns the Product that owns p's productKey: the oldest one in
-// the cluster, ties broken by namespace and name so that every replica and
-// every reconcile agrees.
-func (r *ProductReconciler) keyOwner(ctx context.Context, p *otav1.Product) (*otav1.Product, error) {
-	var list otav1.ProductList
-	if err := r.List(ctx, &list, client.MatchingFields{productKeyIndex: p.Spec.ProductKey}); err != nil {
-		return nil, err
-	}
+// keyOwner returns the Product among list that owns their productKey: the
+// oldest one not being deleted, ties broken by namespace and name so that
+// every replica and every reconcile agrees.
+func keyOwner(p *otav1.Product, list []otav1.Product) *otav1.Product {
 	owner := p
-	for i := range list.Items {
-		if olderProduct(&list.Items[i], owner) {
-			owner = &list.Items[i]
+	for i := range list {
+		if list[i].DeletionTimestamp.IsZero() && olderProduct(&list[i], owner) {
+			owner = &list[i]
 		}
 	}
-	return owner, nil
+	return owner
 }
 
 func olderProduct(a, b *otav1.Product) bool {
@@ -148,16 +174,16 @@ func olderProduct(a, b *otav1.Product) bool {
 	return a.Name < b.Name
 }
 
-func (r *ProductReconciler) markDuplicate(ctx context.Context, p, owner *otav1.Product) {
-	msg := fmt.Sprintf("productKey %q already belongs to Product %s/%s, created earlier; devices of this key are "+
-		"managed there. Delete one of the two, or give this one another productKey", p.Spec.ProductKey, owner.Namespace, owner.Name)
+// markDuplicate stalls a Product refused its productKey; msg says why
+// without naming anything outside the Product's namespace.
+func (r *ProductReconciler) markDuplicate(ctx context.Context, p *otav1.Product, msg string) {
 	wasStalled := apimeta.IsStatusConditionTrue(p.Status.Conditions, otav1.ConditionStalled)
 	p.Status = otav1.ProductStatus{Conditions: p.Status.Conditions}
 	setProductConditions(p, metav1.ConditionFalse, otav1.ReasonDuplicateProduct, msg)
 	forgetVersions(p.Namespace, p.Name)
 	if !wasStalled {
-		log.FromContext(ctx).Info("Product stalled: duplicate productKey", "owner", klog.KObj(owner))
-		r.Recorder.Eventf(p, owner, corev1.EventTypeWarning, otav1.ReasonDuplicateProduct, "Reconcile", "%s", msg)
+		log.FromContext(ctx).Info("Product stalled: duplicate productKey", "reason", msg)
+		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, otav1.ReasonDuplicateProduct, "Reconcile", "%s", msg)
 	}
 }
 
@@ -200,6 +226,9 @@ func (r *ProductReconciler) inventory(ctx context.Context, p *otav1.Product) (in
 // patchStatus writes a changed status, guarded by the resourceVersion it
 // was computed from (see FirmwareReconciler.patchStatus).
 func (r *ProductReconciler) patchStatus(ctx context.Context, base, p *otav1.Product) error {
+	if p.Name == "" { // deleted in this reconcile
+		return nil
+	}
 	if equality.Semantic.DeepEqual(base.Status, p.Status) {
 		return nil
 	}

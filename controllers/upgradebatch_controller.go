@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,6 +36,9 @@ type UpgradeBatchReconciler struct {
 	// operator's bucket, used when a list names none.
 	Objects ObjectReader
 	Bucket  string
+	// SharedObjectPrefixes are "bucket/prefix" entries every namespace may
+	// read device lists from, set by an admin (see objectOutside).
+	SharedObjectPrefixes []string
 
 	lists listCache
 }
@@ -59,6 +63,9 @@ func (r *UpgradeBatchReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !ub.DeletionTimestamp.IsZero() {
 		r.Engine.Remove(ub.Namespace, batchRef(ub.Name))
 		r.lists.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	if endedForProduct(ub.Status.Conditions) {
 		return ctrl.Result{}, nil
 	}
 	orig := ub.DeepCopy()
@@ -104,12 +111,12 @@ func (r *UpgradeBatchReconciler) sync(ctx context.Context, ub *otav1.UpgradeBatc
 // in progress; an unverified or failed image needs a human.
 func verificationWait(fw *otav1.Firmware) error {
 	state := fw.Status.Verification.State
-	if !fw.NeedsVerification() || state == otav1.VerificationVerified {
+	if !fw.NeedsVerification() || imageVerified(fw) {
 		return nil
 	}
 	return &waitError{reason: otav1.ReasonFirmwareUnverified, stalled: state != otav1.VerificationVerifying,
 		message: fmt.Sprintf("Firmware %q must be verified by a VerificationRun first (verification: %s)",
-			fw.Name, orUnverified(state))}
+			fw.Name, verificationText(fw))}
 }
 
 func orUnverified(s otav1.VerificationState) otav1.VerificationState {
@@ -180,16 +187,29 @@ func (r *UpgradeBatchReconciler) deviceList(ctx context.Context, ub *otav1.Upgra
 	return parseDeviceList(cm.Data[key]), nil
 }
 
+// setWaiting records why the batch does not go on. The engine holds the
+// batch meanwhile: paused, or canceled for good when its Product is being
+// deleted.
 func (r *UpgradeBatchReconciler) setWaiting(ub *otav1.UpgradeBatch, err error) {
+	if es, inEngine := holdCampaign(r.Engine, ub.Namespace, batchRef(ub.Name), err); inEngine {
+		r.setStatus(ub, es)
+	}
 	st := &ub.Status
 	st.ObservedGeneration = ub.Generation
-	if st.Phase == "" {
-		st.Phase = otav1.BatchPlanned
-	}
 	reason, stalled := otav1.ReasonProgressing, false
 	var w *waitError
 	if errors.As(err, &w) {
 		reason, stalled = w.reason, w.stalled
+	}
+	switch {
+	case w != nil && w.cancel:
+		st.Phase = otav1.BatchCanceled
+		if st.CompletionTime == nil {
+			now := metav1.Now()
+			st.CompletionTime = &now
+		}
+	case st.Phase == "":
+		st.Phase = otav1.BatchPlanned
 	}
 	setCondition(&st.Conditions, ub.Generation, otav1.ConditionReady, false, reason, err.Error())
 	setCondition(&st.Conditions, ub.Generation, otav1.ConditionStalled, stalled, reason, err.Error())
@@ -213,10 +233,14 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 	switch s.Phase {
 	case otav1.BatchCompleted:
 		reason, msg := completionMessage(ub, s.Counts)
+		if ended, endMsg := scheduleEnded(ub, s); ended {
+			// Not a success: the end cut the batch short.
+			reason, msg = otav1.ReasonScheduleEnded, endMsg
+		}
 		ok := reason == otav1.ReasonSucceeded
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, ok, reason, msg)
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, reason, msg)
-		setCondition(&st.Conditions, gen, otav1.ConditionStalled, !ok, reason, msg)
+		setCondition(&st.Conditions, gen, otav1.ConditionStalled, !ok && reason != otav1.ReasonScheduleEnded, reason, msg)
 	case otav1.BatchAborted:
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonAborted, s.Aborted)
 		setCondition(&st.Conditions, gen, otav1.ConditionReconciling, false, otav1.ReasonAborted, s.Aborted)
@@ -261,6 +285,18 @@ func selectionText(ub *otav1.UpgradeBatch) string {
 		text += ", source versions " + strings.Join(ub.Spec.SourceVersions, ", ")
 	}
 	return text + "; devices already on the target version, or that never reported the module, are not selected"
+}
+
+// scheduleEnded reports whether the schedule's end stopped the batch before
+// every selected device was upgraded, and says so.
+func scheduleEnded(ub *otav1.UpgradeBatch, s fleet.Status) (bool, string) {
+	sch := ub.Spec.Schedule
+	if sch == nil || sch.End == nil || time.Now().Before(sch.End.Time) || s.Counts.Succeeded == s.Counts.Total {
+		return false, ""
+	}
+	return true, fmt.Sprintf("Schedule ended at %s: %d of %d devices upgraded, %d canceled by the end, %d failed",
+		sch.End.UTC().Format(time.RFC3339), s.Counts.Succeeded, s.Counts.Total, s.Counts.Canceled,
+		s.Counts.Failed+s.Counts.TimedOut)
 }
 
 func progressMessage(s fleet.Status) (string, string) {

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -26,7 +27,8 @@ import (
 )
 
 // VerificationRunReconciler runs VerificationRuns through the rollout
-// engine and sets their Firmware's verification state from the result.
+// engine. It reports each run's own result only: the Firmware controller
+// computes the Firmware's verification from the runs it owns.
 type VerificationRunReconciler struct {
 	client.Client
 	Engine   *fleet.Engine
@@ -35,7 +37,7 @@ type VerificationRunReconciler struct {
 
 // +kubebuilder:rbac:groups=ota.otafleet.dev,resources=verificationruns,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=ota.otafleet.dev,resources=verificationruns/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=firmwares/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ota.otafleet.dev,resources=firmwares/finalizers,verbs=update
 
 // Reconcile syncs one VerificationRun with the engine.
 func (r *VerificationRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -50,14 +52,16 @@ func (r *VerificationRunReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.Engine.Remove(vr.Namespace, runRef(vr.Name))
 		return ctrl.Result{}, nil
 	}
+	if endedForProduct(vr.Status.Conditions) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.adopt(ctx, vr); err != nil {
+		return ctrl.Result{}, err
+	}
 	orig := vr.DeepCopy()
 	st, err := r.sync(ctx, vr)
 	if requeue, ok := requeueFor(err); ok {
-		vr.Status.ObservedGeneration = vr.Generation
-		if vr.Status.Phase == "" {
-			vr.Status.Phase = otav1.RunPending
-		}
-		setCondition(&vr.Status.Conditions, vr.Generation, otav1.ConditionReady, false, waitReason(err), err.Error())
+		r.setWaiting(vr, err)
 		return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, orig, vr)
 	}
 	if err != nil {
@@ -78,10 +82,43 @@ func (r *VerificationRunReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.Recorder.Eventf(vr, nil, kind, "Verification"+string(vr.Status.Phase), "Verify", "Verification %s: %s",
 			strings.ToLower(string(vr.Status.Phase)), conditionText(vr.Status.Conditions))
 	}
-	if err := r.recordVerification(ctx, vr); err != nil {
-		return ctrl.Result{}, err
-	}
 	return ctrl.Result{RequeueAfter: st.NextCheck}, nil
+}
+
+func (r *VerificationRunReconciler) announce(orig, vr *otav1.VerificationRun) {
+	if vr.Status.Phase == orig.Status.Phase || r.Recorder == nil || !isFinal(vr.Status.Phase) {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if vr.Status.Phase == otav1.RunFailed {
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(vr, nil, kind, "Verification"+string(vr.Status.Phase), "Verify", "Verification %s: %s",
+		strings.ToLower(string(vr.Status.Phase)), conditionText(vr.Status.Conditions))
+}
+
+// setWaiting records why the run does not go on. The engine holds the run
+// meanwhile (paused, or canceled for a deleted Product).
+func (r *VerificationRunReconciler) setWaiting(vr *otav1.VerificationRun, err error) {
+	st, inEngine := holdCampaign(r.Engine, vr.Namespace, runRef(vr.Name), err)
+	if inEngine {
+		setRunStatus(vr, st)
+	}
+	vr.Status.ObservedGeneration = vr.Generation
+	reason := waitReason(err)
+	switch {
+	case reason == otav1.ReasonProductDeleted || reason == otav1.ReasonFirmwareReplaced:
+		if !isFinal(vr.Status.Phase) {
+			vr.Status.Phase = otav1.RunCanceled
+		}
+		if vr.Status.CompletionTime == nil {
+			now := metav1.Now()
+			vr.Status.CompletionTime = &now
+		}
+	case vr.Status.Phase == "":
+		vr.Status.Phase = otav1.RunPending
+	}
+	setCondition(&vr.Status.Conditions, vr.Generation, otav1.ConditionReady, false, reason, err.Error())
 }
 
 func runRef(name string) otav1.CampaignReference {
@@ -95,11 +132,38 @@ func waitReason(err error) string {
 	return otav1.ReasonProgressing
 }
 
+// adopt makes the run's Firmware its owner, so that the run is deleted with
+// it and can never vouch for a Firmware recreated under the same name. A
+// run older than its Firmware was made for an earlier one: it is not
+// adopted, and sync refuses it.
+func (r *VerificationRunReconciler) adopt(ctx context.Context, vr *otav1.VerificationRun) error {
+	if len(vr.OwnerReferences) > 0 {
+		return nil
+	}
+	fw := &otav1.Firmware{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: vr.Namespace, Name: vr.Spec.Firmware}, fw); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if vr.CreationTimestamp.Before(&fw.CreationTimestamp) {
+		return nil
+	}
+	if err := controllerutil.SetControllerReference(fw, vr, r.Scheme()); err != nil {
+		return err
+	}
+	return r.Update(ctx, vr)
+}
+
 func (r *VerificationRunReconciler) sync(ctx context.Context, vr *otav1.VerificationRun) (fleet.Status, error) {
 	fw, pk, err := resolveFirmware(ctx, r.Client, r.Engine, vr.Namespace, vr.Spec.Firmware)
 	if err != nil {
 		return fleet.Status{}, err
 	}
+	if !ownedBy(vr, fw.UID) || (vr.Status.SHA256 != "" && vr.Status.SHA256 != fw.Status.Artifact.SHA256) {
+		return fleet.Status{}, &waitError{reason: otav1.ReasonFirmwareReplaced, stalled: true, cancel: true,
+			message: fmt.Sprintf("Firmware %q is not the one this run was made for (it was deleted and created again); "+
+				"create a new VerificationRun", fw.Name)}
+	}
+	vr.Status.SHA256 = fw.Status.Artifact.SHA256
 	s := fleet.Spec{
 		Ref: runRef(vr.Name), Namespace: vr.Namespace, UID: vr.UID, ProductKey: pk,
 		Module: fw.Spec.Module, Target: fw.Spec.Version, Image: imageOf(fw, nil),
@@ -149,7 +213,13 @@ func setRunStatus(vr *otav1.VerificationRun, s fleet.Status) {
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, true, otav1.ReasonSucceeded,
 			fmt.Sprintf("all %d devices upgraded", s.Counts.Total))
 	case otav1.RunFailed:
-		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonFailed, failedDevices(s.Devices))
+		reason := otav1.ReasonFailed
+		if !imageTried(s.Devices) {
+			// Busy, unknown or canceled devices say nothing about the
+			// image: the Firmware stays as it was.
+			reason = otav1.ReasonInconclusive
+		}
+		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, reason, failedDevices(s.Devices))
 	case otav1.RunCanceled:
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonCanceled, "canceled")
 	default:
@@ -161,6 +231,27 @@ func setRunStatus(vr *otav1.VerificationRun, s fleet.Status) {
 	ready := apimeta.FindStatusCondition(st.Conditions, otav1.ConditionReady)
 	setCondition(&st.Conditions, gen, otav1.ConditionStalled,
 		st.Phase == otav1.RunFailed || st.Phase == otav1.RunCanceled, ready.Reason, ready.Message)
+}
+
+// imageTried reports whether a device that did not succeed failed because
+// of the image: it took the push and failed a step or timed out. A device
+// held by another campaign, unknown, on an unexpected version or canceled
+// never ran the image.
+func imageTried(ds []otav1.DeviceResult) bool {
+	for _, d := range ds {
+		switch {
+		case d.State == otav1.TaskTimedOut:
+			return true
+		case d.State != otav1.TaskFailed:
+			continue
+		}
+		switch d.Reason {
+		case otav1.FailureUpgrade, otav1.FailureDownload, otav1.FailureVerification, otav1.FailureFlash,
+			otav1.FailureTimeout:
+			return true
+		}
+	}
+	return false
 }
 
 // failedDevices says which devices failed and why, for the condition and
@@ -197,39 +288,6 @@ func conditionText(conds []metav1.Condition) string {
 		}
 	}
 	return ""
-}
-
-// recordVerification sets the Firmware's verification state from the run.
-func (r *VerificationRunReconciler) recordVerification(ctx context.Context, vr *otav1.VerificationRun) error {
-	var want otav1.Verification
-	switch vr.Status.Phase {
-	case otav1.RunRunning:
-		want = otav1.Verification{State: otav1.VerificationVerifying}
-	case otav1.RunSucceeded:
-		want = otav1.Verification{State: otav1.VerificationVerified, Message: conditionText(vr.Status.Conditions)}
-	case otav1.RunFailed:
-		want = otav1.Verification{State: otav1.VerificationFailed, Message: conditionText(vr.Status.Conditions)}
-	default:
-		return nil
-	}
-	fw := &otav1.Firmware{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: vr.Namespace, Name: vr.Spec.Firmware}, fw); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	cur := fw.Status.Verification
-	if cur.State == want.State && cur.Run == vr.Name {
-		return nil
-	}
-	// A verified image stays verified: a later failing run on other
-	// devices is reported by that run, not by un-verifying the image.
-	if cur.State == otav1.VerificationVerified && cur.Run != vr.Name {
-		return nil
-	}
-	orig := fw.DeepCopy()
-	now := metav1.Now()
-	want.Run, want.Time = vr.Name, &now
-	fw.Status.Verification = want
-	return client.IgnoreNotFound(r.Status().Patch(ctx, fw, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
 func (r *VerificationRunReconciler) patchStatus(ctx context.Context, orig, vr *otav1.VerificationRun) error {

@@ -37,12 +37,23 @@ const (
 	ReasonNothingSelected    = "NothingSelected"  // a finished batch selected no device
 	ReasonNoDeviceUpgraded   = "NoDeviceUpgraded" // a finished batch upgraded none of its devices
 	ReasonNonDefaultPort     = "DeviceEndpointNonDefaultPort"
-	// ReasonScheduleEnded: the batch's schedule.end passed before it
-	// started, so it ended without selecting a device.
-	ReasonScheduleEnded = "ScheduleEnded"
 	// ReasonUnknownDevices: a List scope names devices the product's
 	// inventory does not hold (counted in status.unknownDevices).
 	ReasonUnknownDevices = "UnknownDevices"
+	// ReasonInconclusive: a VerificationRun whose devices were busy or
+	// never tried the image; it neither verifies nor fails the image.
+	ReasonInconclusive = "Inconclusive"
+	// ReasonFirmwareReplaced: the Firmware a run was made for was deleted
+	// (and maybe recreated with another image); the run does not go on.
+	ReasonFirmwareReplaced = "FirmwareReplaced"
+	// ReasonScheduleEnded: a batch ended by its schedule's end.
+	ReasonScheduleEnded = "ScheduleEnded"
+	// ReasonProductDeleted: the campaign's Product is being deleted, which
+	// cancels the campaign.
+	ReasonProductDeleted = "ProductDeleted"
+	// ReasonObjectOutsideNamespace: an object source or device list names
+	// storage outside the namespace's own prefix.
+	ReasonObjectOutsideNamespace = "ObjectOutsideNamespace"
 )
 
 // DefaultModule is the module whose version is the whole device's firmware

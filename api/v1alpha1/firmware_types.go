@@ -212,6 +212,16 @@ type Verification struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	Run string `json:"run,omitempty"`
+	// sha256 is the image the state is about; a Verified state whose
+	// sha256 differs from status.artifact.sha256 does not count.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SHA256 string `json:"sha256,omitempty"`
+	// firmwareUID is the UID of the Firmware the state is about, so that
+	// a Firmware recreated under the same name starts Unverified.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	FirmwareUID string `json:"firmwareUID,omitempty"`
 	// message explains a failure.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
@@ -258,7 +268,8 @@ type FirmwareStatus struct {
 	// upload is where to upload the image while an upload is awaited.
 	// +optional
 	Upload *UploadStatus `json:"upload,omitempty"`
-	// verification is set by VerificationRuns.
+	// verification is computed by the Firmware controller from the
+	// VerificationRuns the Firmware owns (see docs/spec).
 	// +optional
 	// +kubebuilder:default={}
 	Verification Verification `json:"verification,omitempty"`

@@ -122,6 +122,11 @@ type VerificationRunStatus struct {
 	// counts of device tasks by state.
 	// +optional
 	Counts TaskCounts `json:"counts,omitempty"`
+	// sha256 is the image this run pushed, recorded when it started; the
+	// run vouches for this image only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SHA256 string `json:"sha256,omitempty"`
 	// devices lists each test device's task.
 	// +optional
 	// +listType=map

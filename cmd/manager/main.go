@@ -35,6 +35,8 @@ func main() {
 	flag.StringVar(&o.S3.PublicURL, "s3-public-url", "", "Base URL uploaders (and, with --s3-presigned-urls, devices) reach object storage at; pre-signed URLs are signed for it; default: the --s3-endpoint URL.")
 	flag.StringVar(&o.S3.Bucket, "s3-bucket", "otafleet-firmware", "Bucket holding firmware images; created private if missing.")
 	flag.StringVar(&o.S3.Region, "s3-region", "us-east-1", "Region of the bucket.")
+	flag.Func("shared-object-prefix", "A bucket/prefix every namespace may use as source.object or devicesFrom.object, besides its own <namespace>/ keys; repeatable.",
+		func(v string) error { o.S3.SharedObjectPrefixes = append(o.S3.SharedObjectPrefixes, v); return nil })
 	flag.BoolVar(&o.S3.Insecure, "s3-insecure", false, "Use plain HTTP to object storage.")
 	flag.DurationVar(&o.S3.URLExpiry, "url-expiry", 15*time.Minute, "Lifetime of the pre-signed download URLs given to devices.")
 	flag.StringVar(&o.S3.CredentialsSecret, "s3-credentials-secret", "", "namespace/name of a Secret with accessKey and secretKey.")

@@ -111,6 +111,7 @@ type Engine struct {
 	outbox    chan []outgoing
 	listener  func(DeviceTask)
 	stopped   chan struct{}
+	early     earlyReports
 }
 
 // Stopped is closed once Start returned: nothing is published after it.
@@ -156,12 +157,16 @@ func (e *Engine) SyncProduct(p *otav1.Product) bool {
 		return false
 	}
 	pr := e.products[p.Spec.ProductKey]
-	if pr == nil {
+	isNew := pr == nil
+	if isNew {
 		pr = &product{key: p.Spec.ProductKey, devices: map[string]*device{}, campaigns: map[*campaign]struct{}{}}
 		e.products[pr.key] = pr
 	}
 	pr.namespace, pr.name, pr.uid = p.Namespace, p.Name, p.UID
 	e.byName[nn] = pr
+	if isNew {
+		e.replayEarly(pr)
+	}
 	return true
 }
 

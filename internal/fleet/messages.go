@@ -32,6 +32,7 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 		pr := e.products[m.ProductKey]
 		if pr == nil {
 			e.stats.UnknownProduct++
+			e.keepEarly(m, now)
 			continue
 		}
 		switch m.Kind {

@@ -36,7 +36,8 @@ var batchPhases = []otav1.BatchPhase{otav1.BatchPlanned, otav1.BatchRunning, ota
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone, descBatches, descFailed} {
+	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone,
+		descBatches, descFailed, descEarlyKept, descEarlyEvicted} {
 		ch <- d
 	}
 }
@@ -59,7 +60,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			reasons[r] += rc.Count
 		}
 	}
+	early := e.collectEarly()
 	e.mu.Unlock()
+	for _, m := range early {
+		ch <- m
+	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}

@@ -117,6 +117,10 @@ type S3Options struct {
 	Bucket    string
 	Region    string
 	Insecure  bool
+	// SharedObjectPrefixes are "bucket/prefix" entries every namespace may
+	// read as an object source or device list, besides its own
+	// "<namespace>/" keys (docs/tenancy.md).
+	SharedObjectPrefixes []string
 	// URLExpiry is how long pre-signed download URLs stay valid.
 	URLExpiry time.Duration
 	// CredentialsSecret is "namespace/name" of a Secret with the keys

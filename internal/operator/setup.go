@@ -85,12 +85,11 @@ func setupControllers(mgr ctrl.Manager, o Options, store *storage.MinIO, engine 
 	c := mgr.GetClient()
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controllers.FirmwareReconciler{Client: c, APIReader: mgr.GetAPIReader(), Store: store, Bucket: o.S3.Bucket,
-			Recorder: mgr.GetEventRecorder("firmware-controller")},
-		&controllers.ProductReconciler{Client: c, Recorder: mgr.GetEventRecorder("product-controller")},
-		&controllers.InventoryReconciler{Client: c, Engine: engine},
+			SharedObjectPrefixes: o.S3.SharedObjectPrefixes, Recorder: mgr.GetEventRecorder("firmware-controller")},
+		&controllers.ProductReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("product-controller")},
 		&controllers.VerificationRunReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("verificationrun-controller")},
 		&controllers.UpgradeBatchReconciler{Client: c, Engine: engine, Recorder: mgr.GetEventRecorder("upgradebatch-controller"),
-			Objects: store, Bucket: o.S3.Bucket},
+			Objects: store, Bucket: o.S3.Bucket, SharedObjectPrefixes: o.S3.SharedObjectPrefixes},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

@@ -118,7 +118,7 @@ func listFromObject(t *testing.T, l *lab.Lab, ns string, fleet *devicesim.Fleet)
 		}
 	}
 	list := "# beta testers\n" + strings.Join(five, "\n") + "\n\n"
-	if _, err := l.Parts.Store.Put(ctx, l.Options.S3.Bucket, "lists/beta.txt", strings.NewReader(list), int64(len(list)), "text/plain"); err != nil {
+	if _, err := l.Parts.Store.Put(ctx, l.Options.S3.Bucket, ns+"/lists/beta.txt", strings.NewReader(list), int64(len(list)), "text/plain"); err != nil {
 		t.Fatal(err)
 	}
 	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "plug-3.0.0"),
@@ -128,7 +128,7 @@ func listFromObject(t *testing.T, l *lab.Lab, ns string, fleet *devicesim.Fleet)
 	}
 	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "beta"), Spec: otav1.UpgradeBatchSpec{
 		Firmware: fw.Name, Scope: otav1.Scope{Type: otav1.ScopeList,
-			DevicesFrom: &otav1.DeviceListSource{Object: &otav1.ObjectSource{Key: "lists/beta.txt"}}},
+			DevicesFrom: &otav1.DeviceListSource{Object: &otav1.ObjectSource{Key: ns + "/lists/beta.txt"}}},
 	}}
 	if err := l.Client().Create(ctx, ub); err != nil {
 		t.Fatal(err)
