@@ -231,8 +231,6 @@ func productFixtures(t *testing.T) map[string]client.Object {
 	r.markOwner(owner, inventory{devices: 1200, slices: 12, modules: []otav1.ModuleVersions{
 		{Module: "wifi", Versions: []otav1.VersionCount{{Version: "1.0.0", Devices: 800}, {Version: "1.1.0", Devices: 400}}}}})
 	dup := product("duplicate-key")
-	owner.Namespace = "plugs"
-	r.markDuplicate(t.Context(), dup, owner)
-	owner.Namespace = ""
+	r.markDuplicate(t.Context(), dup, "productKey a1SmartPlug belongs to another Product")
 	return map[string]client.Object{"with-devices": owner, "duplicate-key": dup}
 }
