@@ -70,7 +70,7 @@ func resolveFirmware(ctx context.Context, c client.Client, e *fleet.Engine, ns, 
 // engine has the campaign.
 func holdCampaign(e *fleet.Engine, ns string, ref otav1.CampaignReference, err error) (fleet.Status, bool) {
 	var w *waitError
-	if !errors.As(err, &w) {
+	if e == nil || !errors.As(err, &w) {
 		return fleet.Status{}, false
 	}
 	return e.Hold(ns, ref, w.cancel)

@@ -76,8 +76,8 @@ func prepare(t *testing.T, ctx context.Context, l *lab.Lab) (*devicesim.Fleet, [
 	if err := l.CreateProduct(ctx, prod); err != nil {
 		t.Fatal(err)
 	}
-	fleet, err := devicesim.Start(ctx, devicesim.Config{Broker: l.BrokerURL, ProductKey: "dashplug", Devices: fleetSize,
-		Mode: devicesim.Multiplexed, Failures: devicesim.Failures{DownloadFail: 0.1}, Seed: 7, ProgressInterval: 100 * time.Millisecond})
+	fleet, err := devicesim.Start(ctx, l.FleetConfig(devicesim.Config{ProductKey: "dashplug", Devices: fleetSize,
+		Mode: devicesim.Multiplexed, Failures: devicesim.Failures{DownloadFail: 0.1}, Seed: 7, ProgressInterval: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,9 @@ func newDashboardCommand(o *rootOptions) *cobra.Command {
 	var address string
 	var port int
 	cmd := &cobra.Command{
-		Use:   "dashboard",
-		Short: "Serve a local web UI of products, firmware and rollouts, as you",
+		Use:     "dashboard",
+		Example: "  # Follow the rollouts of namespace plugs in a browser at http://127.0.0.1:3100\n  kubectl ota -n plugs dashboard",
+		Short:   "Serve a local web UI of products, firmware and rollouts, as you",
 		Long: "dashboard serves a web page on the loopback address that follows the namespace's\n" +
 			"products, firmware and upgrade batches live, with the device table of each batch and\n" +
 			"its pause, resume, promote, cancel and retry buttons. It reads and acts through your\n" +

@@ -20,6 +20,7 @@ import (
 func newStatusRunCommand(o *rootOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:     "run NAME",
+		Example: "  kubectl ota status run wifi-1.1.0-verify",
 		Aliases: []string{"vr", "verificationrun"},
 		Short:   "Show a VerificationRun: phase and each test device's state, step and reason",
 		Args:    cobra.ExactArgs(1),
