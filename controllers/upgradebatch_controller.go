@@ -221,6 +221,9 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 	st.ObservedGeneration = ub.Generation
 	st.Phase, st.Counts, st.CurrentWave, st.Waves = s.Phase, s.Counts, s.CurrentWave, s.Waves
 	st.FailureReasons, st.Slices = s.Reasons, s.Slices
+	// A static batch selects once; after a restart the engine's count is
+	// gone, the status keeps it.
+	st.UnknownDevices = max(st.UnknownDevices, s.UnknownDevices)
 	st.SelectionComplete = st.SelectionComplete || s.SelectionComplete
 	st.PausedUntil = timePtr(s.PausedUntil)
 	if st.StartTime == nil {
@@ -236,6 +239,12 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 		if ended, endMsg := scheduleEnded(ub, s); ended {
 			// Not a success: the end cut the batch short.
 			reason, msg = otav1.ReasonScheduleEnded, endMsg
+		}
+		if st.UnknownDevices > 0 {
+			if reason == otav1.ReasonNothingSelected {
+				reason = otav1.ReasonUnknownDevices
+			}
+			msg += unknownNote(st.UnknownDevices, s.UnknownExamples)
 		}
 		ok := reason == otav1.ReasonSucceeded
 		setCondition(&st.Conditions, gen, otav1.ConditionReady, ok, reason, msg)
@@ -271,6 +280,16 @@ func completionMessage(ub *otav1.UpgradeBatch, c otav1.TaskCounts) (string, stri
 			c.Total, c.Failed, c.TimedOut, c.Canceled)
 	}
 	return otav1.ReasonSucceeded, fmt.Sprintf("%d of %d devices upgraded", c.Succeeded, c.Total)
+}
+
+// unknownNote tells that a List scope named devices the product does not
+// know: a batch skips them, and a user must not read "3 of 3" as all.
+func unknownNote(n int64, examples []string) string {
+	text := fmt.Sprintf("; %d listed devices are unknown to the product and were skipped", n)
+	if len(examples) > 0 {
+		text += " (" + strings.Join(examples, ", ") + ")"
+	}
+	return text
 }
 
 // selectionText describes what a batch selects, for a user wondering why

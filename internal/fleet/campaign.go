@@ -94,6 +94,10 @@ type campaign struct {
 	limiter *rate.Limiter
 
 	counts  otav1.TaskCounts
+	// unknown counts List names the inventory lacked at selection, with a
+	// few examples: a batch skips them, and its status says so.
+	unknown         int64
+	unknownExamples []string
 	reasons map[string]*otav1.ReasonCount
 
 	selected          bool // selection ran in this process

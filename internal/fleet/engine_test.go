@@ -288,3 +288,18 @@ func TestAbortThreshold(t *testing.T) {
 		t.Fatalf("aborted status %+v", st)
 	}
 }
+
+// A List scope naming devices the inventory lacks skips them, and the
+// status counts them with examples instead of dropping them silently.
+func TestListScopeCountsUnknownDevices(t *testing.T) {
+	v := newEnv(t)
+	v.devices(upgrades, v1, "known-1", "known-2")
+	s := v.spec("b", "default", "2.0.0")
+	s.Devices = []string{"known-1", "ghost-1", "known-2", "ghost-2"}
+	v.upsert(s)
+	st := v.waitFor("b", "completion", completed)
+	if st.Counts.Total != 2 || st.Counts.Succeeded != 2 || st.UnknownDevices != 2 ||
+		len(st.UnknownExamples) != 2 || st.UnknownExamples[0] != "ghost-1" {
+		t.Fatalf("counts %+v unknown %d %v", st.Counts, st.UnknownDevices, st.UnknownExamples)
+	}
+}

@@ -20,6 +20,9 @@ const (
 	reasonAborted         = "Aborted"
 )
 
+// maxUnknownExamples bounds the unknown List names a status shows.
+const maxUnknownExamples = 5
+
 // selectAll runs a campaign's first selection: a list in its order, or the
 // product's devices in inventory order. Inventory order does not depend on
 // map order (waves are stable), and it pushes the devices of one
@@ -43,6 +46,8 @@ func (e *Engine) selectAll(c *campaign, now time.Time) {
 		if d == nil {
 			if c.spec.Verification {
 				e.recordFailure(c, &device{name: name}, reasonNotFound, "the device has not reported to the platform", now)
+			} else if c.unknown++; len(c.unknownExamples) < maxUnknownExamples {
+				c.unknownExamples = append(c.unknownExamples, name)
 			}
 			continue
 		}

@@ -35,6 +35,10 @@ type Status struct {
 	Slices            int32
 	// Devices lists each task, for campaigns of at most 10 devices.
 	Devices []otav1.DeviceResult
+	// UnknownDevices counts names of a List scope that the inventory did
+	// not hold at selection; UnknownExamples names a few of them.
+	UnknownDevices  int64
+	UnknownExamples []string
 	// NextCheck is when something may change without a device message (a
 	// schedule start or end, a pause ending, a timeout): the reconciler
 	// requeues for it.
@@ -49,6 +53,8 @@ func (e *Engine) status(c *campaign, now time.Time) Status {
 		Waves:             int32(max(len(c.spec.Waves), 1)),
 		PausedUntil:       c.pausedUntil,
 		Held:              c.waveHeld,
+		UnknownDevices:    c.unknown,
+		UnknownExamples:   c.unknownExamples,
 		Aborted:           c.aborted,
 		StartTime:         c.startTime,
 		SelectionComplete: c.selectionFlushed,
