@@ -134,7 +134,7 @@ func scenarioRetry(t *testing.T, l *lab.Lab) {
 		t.Fatalf("seed 5: %d devices succeed on a retry, %d of 30 in all; pick a seed with both kinds", onRetry, succeeded)
 	}
 	ub := s.batch("retry", s.firmware("2.0.0"), func(sp *otav1.UpgradeBatchSpec) {
-		sp.Retry = &otav1.RetryPolicy{Count: retries, Interval: &metav1.Duration{Duration: 300 * time.Millisecond}}
+		sp.Retry = &otav1.RetryPolicy{Count: retries, Interval: &metav1.Duration{Duration: time.Second}}
 	})
 	s.wait(ub, "the batch to complete", waitLong, lab.Finished)
 	s.wantCounts(ub, otav1.TaskCounts{Total: 30, Succeeded: succeeded, Failed: 30 - succeeded})
