@@ -3,41 +3,56 @@ package lab
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/otafleet/otafleet/internal/devicesim"
+	"github.com/otafleet/otafleet/internal/download"
 	"github.com/otafleet/otafleet/internal/operator"
+	"github.com/otafleet/otafleet/internal/storage"
 )
+
+// labBucket holds the lab's firmware images.
+const labBucket = "otafleet-firmware"
 
 // DefaultDownloadHost is the host name in the lab's download URLs. It does
 // not resolve: simulated devices map it to the lab's download server
 // (DeviceHosts), as a device's DNS and the default port would.
 const DefaultDownloadHost = "dl.otafleet.lab"
 
-// downloadOptions serves downloads from the manager on one address for
-// the lab's whole life, so that devices keep reaching it across manager
-// restarts, and signs URLs with a secret made for this lab.
+// downloadOptions starts the lab's download service, as its own server
+// beside the manager (a Deployment of its own in production), so that
+// devices keep downloading while the manager restarts; the manager signs
+// URLs for it with a secret made for this lab.
 func (l *Lab) downloadOptions(o Options) (operator.DownloadOptions, error) {
 	addr := o.DownloadAddress
 	if addr == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return operator.DownloadOptions{}, err
-		}
-		addr = ln.Addr().String()
-		_ = ln.Close() // the manager binds it again
-	}
-	l.DownloadHost, l.DownloadAddr = o.DownloadHost, addr
-	if l.DownloadHost == "" {
-		l.DownloadHost = DefaultDownloadHost
+		addr = "127.0.0.1:0"
 	}
 	secret := make([]byte, 48)
 	_, _ = rand.Read(secret)
-	return operator.DownloadOptions{
-		URL: "http://" + l.DownloadHost, Secret: secret, TTL: 15 * time.Minute, BindAddress: addr,
-	}, nil
+	store, err := storage.New(storage.Config{Endpoint: l.Storage.Endpoint, Insecure: true,
+		AccessKey: l.Storage.AccessKey, SecretKey: l.Storage.SecretKey})
+	if err != nil {
+		return operator.DownloadOptions{}, err
+	}
+	srv, err := download.NewServer(download.Config{Secret: secret, Bucket: labBucket, Objects: store})
+	if err != nil {
+		return operator.DownloadOptions{}, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return operator.DownloadOptions{}, fmt.Errorf("download service on %s: %w", addr, err)
+	}
+	l.download = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = l.download.Serve(ln) }()
+	l.DownloadHost, l.DownloadAddr = o.DownloadHost, ln.Addr().String()
+	if l.DownloadHost == "" {
+		l.DownloadHost = DefaultDownloadHost
+	}
+	return operator.DownloadOptions{URL: "http://" + l.DownloadHost, Secret: secret, TTL: 15 * time.Minute}, nil
 }
 
 // DeviceHosts is how simulated devices resolve download hosts: the lab's

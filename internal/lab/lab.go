@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -27,7 +28,7 @@ type Options struct {
 	// StorageAddress is where MinIO listens; empty picks a free loopback
 	// port.
 	StorageAddress string
-	// DownloadAddress is where the manager serves device downloads; empty
+	// DownloadAddress is where the lab's download service listens; empty
 	// picks a free loopback port. ":80" lets a real device on the desk
 	// download (devices built on the vendor SDK ignore URL ports).
 	DownloadAddress string
@@ -78,6 +79,7 @@ type Lab struct {
 	// http://DownloadHost/..., which the manager serves on DownloadAddr.
 	DownloadHost string
 	DownloadAddr string
+	download     *http.Server
 
 	run *managerRun
 }
@@ -118,7 +120,7 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	l.Options = operator.Options{
 		MetricsAddr: metrics, ProbeAddr: "0", AppAPI: o.AppAPI,
 		MQTT: operator.MQTTOptions{Broker: l.BrokerURL, ClientID: "otafleet-lab"},
-		S3: operator.S3Options{Endpoint: l.Storage.Endpoint, Insecure: true, Bucket: "otafleet-firmware",
+		S3: operator.S3Options{Endpoint: l.Storage.Endpoint, Insecure: true, Bucket: labBucket,
 			Region: "us-east-1", URLExpiry: 15 * time.Minute, AccessKey: l.Storage.AccessKey, SecretKey: l.Storage.SecretKey},
 		Download: dl,
 		Engine:   o.Engine,
@@ -250,6 +252,9 @@ func (l *Lab) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	_ = l.StopManager(ctx) // the manager's error on the way out is of no use now
 	cancel()
+	if l.download != nil {
+		_ = l.download.Close()
+	}
 	if l.Storage != nil {
 		_ = l.Storage.Stop()
 	}

@@ -110,7 +110,9 @@ function deviceSection(page) {
   let timer = 0;
   const search = h("input", { id: "search", type: "search", placeholder: "device name contains…",
     oninput: (e) => { clearTimeout(timer); timer = setTimeout(() => { t.q = e.target.value; t.offset = 0; loadDevices(page); }, 200); } });
-  const state = h("select", { id: "state", onchange: (e) => { t.state = e.target.value; t.offset = 0; loadDevices(page); } },
+  // A state change also takes the search box as it is now: a search typed
+  // or cleared just before is still waiting for its debounce.
+  const state = h("select", { id: "state", onchange: (e) => { clearTimeout(timer); t.q = search.value; t.state = e.target.value; t.offset = 0; loadDevices(page); } },
     h("option", { value: "" }, "any state"), STATES.map((st) => h("option", { value: st }, st)));
   const move = (dir) => { t.offset = Math.max(0, t.offset + dir * t.limit); loadDevices(page); };
   return h("section", { class: "card" }, h("h2", {}, "Devices"),
