@@ -136,8 +136,10 @@ func checkDeviceTable(t *testing.T, tab context.Context, fleet *devicesim.Fleet,
 	}
 	waitJS(t, tab, "the search to leave one row", fmt.Sprintf(`%s === 1 && !!document.querySelector('#devices tr[data-device=%q]')`, rows, name),
 		`document.querySelector("#devices tbody").innerText`, pageTimeout)
-	err := chromedp.Do(tab, chromedp.Clear(chromedp.CSS("#search")), chromedp.Evaluate[chromedp.Void](`(() => {
-		document.querySelector("#search").dispatchEvent(new Event("input"));
+	// The box is cleared as a person's select-all and delete would: the
+	// value, then the input event the page listens to.
+	err := chromedp.Do(tab, chromedp.Evaluate[chromedp.Void](`(() => {
+		const q = document.querySelector("#search"); q.value = ""; q.dispatchEvent(new Event("input"));
 		const s = document.querySelector("#state"); s.value = "FAILED"; s.dispatchEvent(new Event("change")); })()`))
 	if err != nil {
 		t.Fatal(err)
