@@ -93,12 +93,12 @@ type campaign struct {
 	queue   []*task
 	limiter *rate.Limiter
 
-	counts  otav1.TaskCounts
+	counts otav1.TaskCounts
 	// unknown counts List names the inventory lacked at selection, with a
 	// few examples: a batch skips them, and its status says so.
 	unknown         int64
 	unknownExamples []string
-	reasons map[string]*otav1.ReasonCount
+	reasons         map[string]*otav1.ReasonCount
 
 	selected          bool // selection ran in this process
 	selectionFlushed  bool // every slice of the selection is written
