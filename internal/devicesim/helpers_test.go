@@ -34,12 +34,7 @@ type backend struct {
 
 func startBroker(t *testing.T) *testserver.Mochi {
 	t.Helper()
-	b, err := testserver.StartMochi(testserver.MochiOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Stop() })
-	return b
+	return startBrokerWith(t, testserver.MochiOptions{})
 }
 
 func newBackend(t *testing.T, url string) *backend {

@@ -137,7 +137,7 @@ func (d *download) storeFailure(err error) string {
 	case d.r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		return reasonAborted // the device hung up while we asked the store
 	}
-	d.s.cfg.Log.Error(err, "Object store failed before the download started", "key", d.key)
+	d.s.logStoreError(err, "Object store failed before the download started", "key", d.key)
 	writeError(d.w, http.StatusServiceUnavailable, "storage unavailable")
 	return reasonStoreError
 }

@@ -58,6 +58,9 @@ type Server struct {
 	limiter *rate.Limiter // nil: no cap
 	chunk   int           // bytes per limiter wait and per write
 	metrics *serverMetrics
+	// logs lets a few store errors a second reach the log: in a store
+	// outage every download fails, and the metrics count them all.
+	logs *rate.Limiter
 }
 
 // NewServer checks cfg and builds a Server.
@@ -80,7 +83,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Log.GetSink() == nil {
 		cfg.Log = logr.Discard()
 	}
-	s := &Server{cfg: cfg, chunk: copyBufferBytes, metrics: newMetrics(cfg.Registerer)}
+	s := &Server{cfg: cfg, chunk: copyBufferBytes, metrics: newMetrics(cfg.Registerer), logs: rate.NewLimiter(1, 5)}
 	if bps := cfg.EgressBytesPerSecond; bps > 0 {
 		// The burst is a tenth of a second of traffic (at least a chunk):
 		// the cap holds over fractions of a second, and a writer that
@@ -134,4 +137,11 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// logStoreError logs a store failure unless a few were logged this second.
+func (s *Server) logStoreError(err error, msg string, kv ...any) {
+	if s.logs.Allow() {
+		s.cfg.Log.Error(err, msg, kv...)
+	}
 }

@@ -29,12 +29,12 @@ func (s *Server) copyBody(ctx context.Context, w io.Writer, body io.Reader, n in
 	written, err := io.CopyBuffer(dst, src, buf[:s.chunk])
 	switch {
 	case src.err != nil:
-		s.cfg.Log.Error(src.err, "Object store failed mid-download", "key", key, "sent", written, "of", n)
+		s.logStoreError(src.err, "Object store failed mid-download", "key", key, "sent", written, "of", n)
 		return reasonStoreError, true
 	case err != nil:
 		return reasonAborted, false // the device went away or stopped reading
 	case written < n:
-		s.cfg.Log.Error(errors.New("object shorter than announced"), "Object store ended the body early",
+		s.logStoreError(errors.New("object shorter than announced"), "Object store ended the body early",
 			"key", key, "sent", written, "of", n)
 		return reasonStoreError, true
 	}

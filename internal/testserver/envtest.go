@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -68,4 +69,20 @@ func (c *ControlPlane) WriteKubeconfig(path string) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o600)
+}
+
+// RunWithControlPlane is a test package's TestMain for tests that share
+// one control plane: it starts it into *cp, runs the tests, stops it and
+// exits with the tests' code.
+func RunWithControlPlane(m *testing.M, cp **ControlPlane) {
+	var err error
+	if *cp, err = StartControlPlane(); err != nil {
+		fmt.Fprintln(os.Stderr, "starting control plane:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := (*cp).Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
+	}
+	os.Exit(code)
 }

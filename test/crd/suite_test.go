@@ -18,19 +18,7 @@ import (
 
 var cp *testserver.ControlPlane
 
-func TestMain(m *testing.M) {
-	var err error
-	cp, err = testserver.StartControlPlane()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting control plane:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cp.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testserver.RunWithControlPlane(m, &cp) }
 
 var nsCounter atomic.Int64
 

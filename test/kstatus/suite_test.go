@@ -7,8 +7,6 @@ package kstatus
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,19 +17,7 @@ import (
 
 var cp *testserver.ControlPlane
 
-func TestMain(m *testing.M) {
-	var err error
-	cp, err = testserver.StartControlPlane()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting control plane:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := cp.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testserver.RunWithControlPlane(m, &cp) }
 
 // newNamespace creates a namespace for one test and deletes it afterwards.
 func newNamespace(t *testing.T) string {
