@@ -9,8 +9,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/fleet"
@@ -144,4 +146,50 @@ func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return d.Duration
+}
+
+// campaignEvents returns a channel of reconcile events for the campaigns
+// of one kind whose status the engine changed. A full channel drops the
+// event: the campaign's next change or periodic requeue catches up.
+func campaignEvents(e *fleet.Engine, kind otav1.CampaignKind) <-chan event.GenericEvent {
+	n := &campaignNotifier{kind: kind, ch: make(chan event.GenericEvent, 1024)}
+	e.Notify(n, false)
+	return n.ch
+}
+
+type campaignNotifier struct {
+	kind otav1.CampaignKind
+	ch   chan event.GenericEvent
+}
+
+func (n *campaignNotifier) CampaignChanged(namespace string, ref otav1.CampaignReference) {
+	if ref.Kind != n.kind {
+		return
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(otav1.GroupVersion.String())
+	u.SetKind(string(ref.Kind))
+	u.SetNamespace(namespace)
+	u.SetName(ref.Name)
+	select {
+	case n.ch <- event.GenericEvent{Object: u}:
+	default:
+	}
+}
+
+func (n *campaignNotifier) TaskChanged(fleet.DeviceTask) {}
+
+// health is a resource's kstatus conditions, set together in one place:
+// Ready, Reconciling and Stalled, with one reason and message. Flux, Argo
+// CD and `kubectl wait` read them (test/kstatus checks what they make of
+// every kind in every phase).
+type health struct {
+	ready, reconciling, stalled bool
+	reason, message             string
+}
+
+func setHealth(conds *[]metav1.Condition, gen int64, h health) {
+	setCondition(conds, gen, otav1.ConditionReady, h.ready, h.reason, h.message)
+	setCondition(conds, gen, otav1.ConditionReconciling, h.reconciling, h.reason, h.message)
+	setCondition(conds, gen, otav1.ConditionStalled, h.stalled, h.reason, h.message)
 }

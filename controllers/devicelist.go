@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +29,11 @@ type ObjectReader interface {
 	Get(ctx context.Context, bucket, key string) (io.ReadCloser, storage.ObjectInfo, error)
 }
 
+// listRecheck is how long an object's version is trusted before it is
+// looked up again: a status read must not cost a storage request, and a
+// changed list is noticed within this time.
+const listRecheck = 30 * time.Second
+
 // listCache keeps the device lists read from objects, by batch name, so that a
 // list of a million names is read once per version of the object, not on
 // every reconcile.
@@ -39,38 +45,82 @@ type listCache struct {
 type cachedList struct {
 	etag  string
 	names []string
+	// seen is the object's version at its last lookup, at checked.
+	seen    string
+	checked time.Time
 }
 
-// objectList returns the names in bucket/key for a batch.
-func (r *UpgradeBatchReconciler) objectList(ctx context.Context, ub *otav1.UpgradeBatch, src *otav1.ObjectSource) ([]string, error) {
+func (c *listCache) get(nn types.NamespacedName) cachedList {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lists[nn]
+}
+
+func (c *listCache) put(nn types.NamespacedName, l cachedList) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lists == nil {
+		c.lists = map[types.NamespacedName]cachedList{}
+	}
+	c.lists[nn] = l
+}
+
+// objectSource checks a batch may read src and returns its bucket.
+func (r *UpgradeBatchReconciler) objectSource(ub *otav1.UpgradeBatch, src *otav1.ObjectSource) (string, error) {
 	if r.Objects == nil {
-		return nil, &waitError{reason: otav1.ReasonInvalidSpec, stalled: true, message: "no object storage is configured for devicesFrom.object"}
+		return "", &waitError{reason: otav1.ReasonInvalidSpec, stalled: true, message: "no object storage is configured for devicesFrom.object"}
 	}
 	if msg := objectOutside(ub.Namespace, r.Bucket, src.Bucket, src.Key, r.SharedObjectPrefixes); msg != "" {
-		return nil, objectRefused(msg)
+		return "", objectRefused(msg)
 	}
-	bucket := src.Bucket
-	if bucket == "" {
-		bucket = r.Bucket
+	if src.Bucket != "" {
+		return src.Bucket, nil
+	}
+	return r.Bucket, nil
+}
+
+// objectVersion returns the ETag of a batch's list object, looked up at
+// most once per listRecheck.
+func (r *UpgradeBatchReconciler) objectVersion(ctx context.Context, ub *otav1.UpgradeBatch, src *otav1.ObjectSource) (string, error) {
+	bucket, err := r.objectSource(ub, src)
+	if err != nil {
+		return "", err
+	}
+	nn := client.ObjectKeyFromObject(ub)
+	cached := r.lists.get(nn)
+	if cached.seen != "" && time.Since(cached.checked) < listRecheck {
+		return cached.seen, nil
 	}
 	info, err := r.Objects.Stat(ctx, bucket, src.Key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, &waitError{reason: otav1.ReasonInvalidSpec, message: fmt.Sprintf("device list object %s/%s not found", bucket, src.Key)}
+		return "", &waitError{reason: otav1.ReasonInvalidSpec, message: fmt.Sprintf("device list object %s/%s not found", bucket, src.Key)}
 	} else if err != nil {
-		return nil, err
-	}
-	r.lists.mu.Lock()
-	cached, ok := r.lists.lists[client.ObjectKeyFromObject(ub)]
-	r.lists.mu.Unlock()
-	if ok && cached.etag == info.ETag {
-		return cached.names, nil
+		return "", err
 	}
 	if info.Size > maxListObject {
-		return nil, &waitError{reason: otav1.ReasonInvalidSpec, stalled: true,
+		return "", &waitError{reason: otav1.ReasonInvalidSpec, stalled: true,
 			message: fmt.Sprintf("device list object %s/%s is %d bytes, more than the %d allowed", bucket, src.Key, info.Size, maxListObject)}
 	}
-	rc, _, err := r.Objects.Get(ctx, bucket, src.Key)
+	cached.seen, cached.checked = info.ETag, time.Now()
+	r.lists.put(nn, cached)
+	return info.ETag, nil
+}
+
+// objectList returns the names in a batch's list object at version etag.
+func (r *UpgradeBatchReconciler) objectList(ctx context.Context, ub *otav1.UpgradeBatch, src *otav1.ObjectSource, etag string) ([]string, error) {
+	bucket, err := r.objectSource(ub, src)
 	if err != nil {
+		return nil, err
+	}
+	nn := client.ObjectKeyFromObject(ub)
+	cached := r.lists.get(nn)
+	if cached.names != nil && cached.etag == etag {
+		return cached.names, nil
+	}
+	rc, info, err := r.Objects.Get(ctx, bucket, src.Key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, &waitError{reason: otav1.ReasonInvalidSpec, message: fmt.Sprintf("device list object %s/%s not found", bucket, src.Key)}
+	} else if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
@@ -83,12 +133,10 @@ func (r *UpgradeBatchReconciler) objectList(ctx context.Context, ub *otav1.Upgra
 		return nil, &waitError{reason: otav1.ReasonDigestMismatch, stalled: true,
 			message: fmt.Sprintf("device list object %s/%s has sha256 %s, not the %s the batch names", bucket, src.Key, sum, src.SHA256)}
 	}
-	r.lists.mu.Lock()
-	if r.lists.lists == nil {
-		r.lists.lists = map[types.NamespacedName]cachedList{}
-	}
-	r.lists.lists[client.ObjectKeyFromObject(ub)] = cachedList{etag: info.ETag, names: names}
-	r.lists.mu.Unlock()
+	// The names are of the version read, which may be newer than etag.
+	cached.etag, cached.names = info.ETag, names
+	cached.seen, cached.checked = info.ETag, time.Now()
+	r.lists.put(nn, cached)
 	return names, nil
 }
 

@@ -2,25 +2,19 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/fleet"
@@ -41,50 +35,37 @@ type VerificationRunReconciler struct {
 
 // Reconcile syncs one VerificationRun with the engine.
 func (r *VerificationRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	vr := &otav1.VerificationRun{}
-	if err := r.Get(ctx, req.NamespacedName, vr); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Engine.Remove(req.Namespace, runRef(req.Name))
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !vr.DeletionTimestamp.IsZero() {
-		r.Engine.Remove(vr.Namespace, runRef(vr.Name))
-		return ctrl.Result{}, nil
-	}
-	if endedForProduct(vr.Status.Conditions) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.adopt(ctx, vr); err != nil {
-		return ctrl.Result{}, err
-	}
-	orig := vr.DeepCopy()
-	st, err := r.sync(ctx, vr)
-	if requeue, ok := requeueFor(err); ok {
-		r.setWaiting(vr, err)
-		return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, orig, vr)
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	setRunStatus(vr, st)
-	if err := r.patchStatus(ctx, orig, vr); err != nil {
-		return ctrl.Result{}, err
-	}
-	// Announced right after the status write that made the transition, so
-	// that neither a failed Firmware update below nor a repeat reconcile
-	// from a stale cache (its patch conflicts) can drop or repeat it.
-	if vr.Status.Phase != orig.Status.Phase && r.Recorder != nil && isFinal(vr.Status.Phase) {
-		kind := corev1.EventTypeNormal
-		if vr.Status.Phase == otav1.RunFailed {
-			kind = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(vr, nil, kind, "Verification"+string(vr.Status.Phase), "Verify", "Verification %s: %s",
-			strings.ToLower(string(vr.Status.Phase)), conditionText(vr.Status.Conditions))
-	}
-	return ctrl.Result{RequeueAfter: st.NextCheck}, nil
+	cr := &campaignReconciler[*otav1.VerificationRun]{Client: r.Client, engine: r.Engine, kind: r,
+		newObj: func() *otav1.VerificationRun { return &otav1.VerificationRun{} }}
+	return cr.reconcile(ctx, req)
 }
 
+// SetupWithManager registers the reconciler.
+func (r *VerificationRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return setupCampaign(mgr, r.Engine, &otav1.VerificationRun{}, &otav1.VerificationRunList{}, otav1.KindVerificationRun, r)
+}
+
+func (r *VerificationRunReconciler) ref(name string) otav1.CampaignReference { return runRef(name) }
+
+func (r *VerificationRunReconciler) firmware(vr *otav1.VerificationRun) string {
+	return vr.Spec.Firmware
+}
+
+func (r *VerificationRunReconciler) conditions(vr *otav1.VerificationRun) []metav1.Condition {
+	return vr.Status.Conditions
+}
+
+func (r *VerificationRunReconciler) early(*otav1.VerificationRun, time.Time) bool { return false }
+
+func (r *VerificationRunReconciler) forget(types.NamespacedName) {}
+
+func (r *VerificationRunReconciler) setStatus(vr *otav1.VerificationRun, s fleet.Status) {
+	setRunStatus(vr, s)
+}
+
+// announce records the run's end, right after the status write that made
+// the transition, so that neither a failed Firmware update nor a repeat
+// reconcile from a stale cache (its patch conflicts) can drop or repeat it.
 func (r *VerificationRunReconciler) announce(orig, vr *otav1.VerificationRun) {
 	if vr.Status.Phase == orig.Status.Phase || r.Recorder == nil || !isFinal(vr.Status.Phase) {
 		return
@@ -100,12 +81,8 @@ func (r *VerificationRunReconciler) announce(orig, vr *otav1.VerificationRun) {
 // setWaiting records why the run does not go on. The engine holds the run
 // meanwhile (paused, or canceled for a deleted Product).
 func (r *VerificationRunReconciler) setWaiting(vr *otav1.VerificationRun, err error) {
-	st, inEngine := holdCampaign(r.Engine, vr.Namespace, runRef(vr.Name), err)
-	if inEngine {
-		setRunStatus(vr, st)
-	}
 	vr.Status.ObservedGeneration = vr.Generation
-	reason := waitReason(err)
+	reason, stalled := waitReason(err)
 	switch {
 	case reason == otav1.ReasonProductDeleted || reason == otav1.ReasonFirmwareReplaced:
 		if !isFinal(vr.Status.Phase) {
@@ -118,18 +95,19 @@ func (r *VerificationRunReconciler) setWaiting(vr *otav1.VerificationRun, err er
 	case vr.Status.Phase == "":
 		vr.Status.Phase = otav1.RunPending
 	}
-	setCondition(&vr.Status.Conditions, vr.Generation, otav1.ConditionReady, false, reason, err.Error())
+	setHealth(&vr.Status.Conditions, vr.Generation, health{reconciling: !stalled, stalled: stalled, reason: reason, message: err.Error()})
 }
 
 func runRef(name string) otav1.CampaignReference {
 	return otav1.CampaignReference{Kind: otav1.KindVerificationRun, Name: name}
 }
 
-func waitReason(err error) string {
-	if w, ok := err.(*waitError); ok {
-		return w.reason
+func waitReason(err error) (reason string, stalled bool) {
+	var w *waitError
+	if errors.As(err, &w) {
+		return w.reason, w.stalled
 	}
-	return otav1.ReasonProgressing
+	return otav1.ReasonProgressing, false
 }
 
 // adopt makes the run's Firmware its owner, so that the run is deleted with
@@ -153,30 +131,38 @@ func (r *VerificationRunReconciler) adopt(ctx context.Context, vr *otav1.Verific
 	return r.Update(ctx, vr)
 }
 
-func (r *VerificationRunReconciler) sync(ctx context.Context, vr *otav1.VerificationRun) (fleet.Status, error) {
-	fw, pk, err := resolveFirmware(ctx, r.Client, r.Engine, vr.Namespace, vr.Spec.Firmware)
-	if err != nil {
-		return fleet.Status{}, err
-	}
+// inputs refuses a run made for an earlier Firmware of the same name, and
+// names what the run's spec is built from.
+func (r *VerificationRunReconciler) inputs(_ context.Context, vr *otav1.VerificationRun, fw *otav1.Firmware, pk string) (string, error) {
 	if !ownedBy(vr, fw.UID) || (vr.Status.SHA256 != "" && vr.Status.SHA256 != fw.Status.Artifact.SHA256) {
-		return fleet.Status{}, &waitError{reason: otav1.ReasonFirmwareReplaced, stalled: true, cancel: true,
+		return "", &waitError{reason: otav1.ReasonFirmwareReplaced, stalled: true, cancel: true,
 			message: fmt.Sprintf("Firmware %q is not the one this run was made for (it was deleted and created again); "+
 				"create a new VerificationRun", fw.Name)}
 	}
 	vr.Status.SHA256 = fw.Status.Artifact.SHA256
+	return strconv.FormatInt(vr.Generation, 10) + "/" + firmwareInputs(fw) + "/" + pk + "/" +
+		strconv.FormatBool(runSelected(vr)), nil
+}
+
+// runSelected: a run past Pending recorded its selection (at most 10
+// devices: one slice, written at once).
+func runSelected(vr *otav1.VerificationRun) bool {
+	return vr.Status.Phase != "" && vr.Status.Phase != otav1.RunPending
+}
+
+func (r *VerificationRunReconciler) spec(_ context.Context, vr *otav1.VerificationRun, fw *otav1.Firmware, pk string) (fleet.Spec, error) {
 	s := fleet.Spec{
 		Ref: runRef(vr.Name), Namespace: vr.Namespace, UID: vr.UID, ProductKey: pk,
 		Module: fw.Spec.Module, Target: fw.Spec.Version, Image: imageOf(fw, nil),
 		Verification: true, Devices: vr.Spec.Devices, SourceVersions: vr.Spec.SourceVersions,
 		RatePerMinute: 10000, Timeout: durationOr(vr.Spec.Timeout, time.Hour),
 		Confirm: vr.Spec.ConfirmationRequired, Cancel: vr.Spec.Cancel, MaxPushes: vr.Spec.MaxPushes,
-		// At most 10 devices: one slice, written at once.
-		SelectionComplete: vr.Status.Phase != "" && vr.Status.Phase != otav1.RunPending,
+		SelectionComplete: runSelected(vr),
 	}
 	if fw.Spec.Diff {
 		s.SourceVersions = []string{fw.Spec.DiffSourceVersion}
 	}
-	return r.Engine.Upsert(s)
+	return s, nil
 }
 
 func isFinal(p otav1.RunPhase) bool {
@@ -208,10 +194,16 @@ func setRunStatus(vr *otav1.VerificationRun, s fleet.Status) {
 		now := metav1.Now()
 		st.CompletionTime = &now
 	}
-	switch st.Phase {
+	setHealth(&st.Conditions, gen, runHealth(st.Phase, s))
+}
+
+// runHealth is a run's conditions in its phase. A failed or canceled run
+// is Stalled: otherwise kstatus reads its Ready=False as still in
+// progress, and a GitOps wait on it would never end.
+func runHealth(phase otav1.RunPhase, s fleet.Status) health {
+	switch phase {
 	case otav1.RunSucceeded:
-		setCondition(&st.Conditions, gen, otav1.ConditionReady, true, otav1.ReasonSucceeded,
-			fmt.Sprintf("all %d devices upgraded", s.Counts.Total))
+		return health{ready: true, reason: otav1.ReasonSucceeded, message: fmt.Sprintf("all %d devices upgraded", s.Counts.Total)}
 	case otav1.RunFailed:
 		reason := otav1.ReasonFailed
 		if !imageTried(s.Devices) {
@@ -219,18 +211,12 @@ func setRunStatus(vr *otav1.VerificationRun, s fleet.Status) {
 			// image: the Firmware stays as it was.
 			reason = otav1.ReasonInconclusive
 		}
-		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, reason, failedDevices(s.Devices))
+		return health{stalled: true, reason: reason, message: failedDevices(s.Devices)}
 	case otav1.RunCanceled:
-		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonCanceled, "canceled")
-	default:
-		setCondition(&st.Conditions, gen, otav1.ConditionReady, false, otav1.ReasonProgressing,
-			fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total))
+		return health{stalled: true, reason: otav1.ReasonCanceled, message: "canceled"}
 	}
-	// Without Stalled, kstatus reads a finished run's Ready=False as still
-	// in progress, and a GitOps wait on a failed run would never end.
-	ready := apimeta.FindStatusCondition(st.Conditions, otav1.ConditionReady)
-	setCondition(&st.Conditions, gen, otav1.ConditionStalled,
-		st.Phase == otav1.RunFailed || st.Phase == otav1.RunCanceled, ready.Reason, ready.Message)
+	return health{reconciling: true, reason: otav1.ReasonProgressing,
+		message: fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total)}
 }
 
 // imageTried reports whether a device that did not succeed failed because
@@ -288,32 +274,4 @@ func conditionText(conds []metav1.Condition) string {
 		}
 	}
 	return ""
-}
-
-func (r *VerificationRunReconciler) patchStatus(ctx context.Context, orig, vr *otav1.VerificationRun) error {
-	if equality.Semantic.DeepEqual(orig.Status, vr.Status) {
-		return nil
-	}
-	// Guarded like the UpgradeBatch's: a stale cached copy must not hide
-	// counters that went back to zero.
-	return client.IgnoreNotFound(r.Status().Patch(ctx, vr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
-}
-
-// SetupWithManager registers the reconciler.
-func (r *VerificationRunReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := indexCampaignFirmware(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		// Spec changes only: the engine's events cover progress, and a
-		// reconcile per status patch would write status at API speed.
-		For(&otav1.VerificationRun{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Named("verificationrun").
-		WatchesRawSource(source.Channel(r.Engine.RunEvents, &handler.EnqueueRequestForObject{})).
-		Watches(&otav1.Firmware{}, handler.EnqueueRequestsFromMapFunc(r.runsOf)).
-		Complete(r)
-}
-
-func (r *VerificationRunReconciler) runsOf(ctx context.Context, fw client.Object) []reconcile.Request {
-	return campaignsOf(ctx, r.Client, &otav1.VerificationRunList{}, fw)
 }

@@ -16,7 +16,7 @@ type fakeEngine struct {
 	tasks    map[device]*fleet.DeviceTask // nil: known device without a task
 	confirms []device
 	cancels  []device
-	listener func(fleet.DeviceTask)
+	notifier fleet.Notifier
 }
 
 func newFake() *fakeEngine { return &fakeEngine{tasks: map[device]*fleet.DeviceTask{}} }
@@ -57,15 +57,15 @@ func (f *fakeEngine) calls() (confirms, cancels int) {
 }
 
 // change updates a device's task as the engine would, and tells the
-// listener under the lock, as the engine does.
+// notifier after the change, in order, as the engine does.
 func (f *fakeEngine) change(name string, st otav1.TaskState, step int32) {
 	d, _ := parseDevice(name)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := f.tasks[d]
 	t.State, t.Step = st, step
-	if f.listener != nil {
-		f.listener(*t)
+	if f.notifier != nil {
+		f.notifier.TaskChanged(*t)
 	}
 }
 
@@ -120,8 +120,15 @@ func (f *fakeEngine) DeviceTasks(pk, dn string) ([]fleet.DeviceTask, bool) {
 	return []fleet.DeviceTask{*t}, true
 }
 
-func (f *fakeEngine) SetDeviceListener(fn func(fleet.DeviceTask)) {
+func (f *fakeEngine) Notify(n fleet.Notifier, tasks bool) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.listener = fn
+	if tasks {
+		f.notifier = n
+	}
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.notifier = nil
+	}
 }

@@ -3,6 +3,7 @@ package appapi
 import (
 	"sync"
 
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/fleet"
 )
 
@@ -21,9 +22,9 @@ type subscriber struct {
 }
 
 // hub fans the engine's task changes out to the streams following the
-// devices. publish is the engine's listener: it runs under the engine's
-// lock on every task change of every device, so it never blocks and costs
-// one map lookup when nobody follows the device.
+// devices. It is the engine's notifier: TaskChanged runs on every task
+// change of every device, so it never blocks and costs one map lookup when
+// nobody follows the device.
 type hub struct {
 	buffer     int
 	onOverflow func()
@@ -36,6 +37,12 @@ type hub struct {
 func newHub(buffer int, onOverflow func()) *hub {
 	return &hub{buffer: buffer, onOverflow: onOverflow, byDevice: map[device]map[*subscriber]struct{}{}}
 }
+
+// CampaignChanged implements fleet.Notifier; streams follow devices only.
+func (h *hub) CampaignChanged(string, otav1.CampaignReference) {}
+
+// TaskChanged implements fleet.Notifier.
+func (h *hub) TaskChanged(t fleet.DeviceTask) { h.publish(t) }
 
 // publish hands a task change to the streams that follow its device.
 func (h *hub) publish(t fleet.DeviceTask) {

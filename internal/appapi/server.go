@@ -26,7 +26,7 @@ type Engine interface {
 	Confirm(productKey, device string) error
 	CancelDevice(productKey, device string) error
 	DeviceTasks(productKey, device string) ([]fleet.DeviceTask, bool)
-	SetDeviceListener(func(fleet.DeviceTask))
+	Notify(n fleet.Notifier, tasks bool) (remove func())
 }
 
 var _ Engine = (*fleet.Engine)(nil)
@@ -85,8 +85,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	lg := ctrllog.FromContext(ctx).WithName("appapi")
 	ctx = logr.NewContext(ctx, lg)
-	s.eng.SetDeviceListener(s.hub.publish)
-	defer s.eng.SetDeviceListener(nil)
+	defer s.eng.Notify(s.hub, true)()
 
 	srv := &http.Server{
 		Handler:           s.routes(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // Errors of the calls the app API makes.
@@ -16,7 +17,7 @@ var (
 // the app, so the engine may push it.
 func (e *Engine) Confirm(productKey, device string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	t, err := e.activeTask(productKey, device)
 	if err != nil {
 		return err
@@ -33,12 +34,12 @@ func (e *Engine) Confirm(productKey, device string) error {
 // CancelDevice cancels a device's active task, in any state not final.
 func (e *Engine) CancelDevice(productKey, device string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	t, err := e.activeTask(productKey, device)
 	if err != nil {
 		return err
 	}
-	e.finish(t, otav1.TaskCanceled, reasonCanceled, "canceled in the app", e.now())
+	e.finish(t, otav1.TaskCanceled, rollout.ReasonCanceled, "canceled in the app", e.now())
 	return nil
 }
 
@@ -82,7 +83,7 @@ type DeviceTask struct {
 // finished upgrade). ok is false for an unknown device.
 func (e *Engine) DeviceTasks(productKey, device string) (tasks []DeviceTask, ok bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	pr := e.products[productKey]
 	if pr == nil {
 		return nil, false
@@ -118,20 +119,5 @@ func taskView(t *task) DeviceTask {
 		Module: c.spec.Module, FromVersion: t.from, Target: c.spec.Target, State: t.state, Step: t.step,
 		Reason: t.reason, Message: t.message, Confirm: c.spec.Confirm, Size: c.spec.Image.Size,
 		SignMethod: c.spec.Image.SignMethod, Sign: sign, Current: cur,
-	}
-}
-
-// SetDeviceListener installs a function called after every change of a
-// device task's state or step, under the engine's lock: it must not block
-// and must not call the engine. The app API's progress stream uses it.
-func (e *Engine) SetDeviceListener(fn func(DeviceTask)) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.listener = fn
-}
-
-func (e *Engine) notify(t *task) {
-	if e.listener != nil && t.c.hasSpec {
-		e.listener(taskView(t))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // Image is the stored firmware a campaign pushes.
@@ -52,7 +53,8 @@ type Spec struct {
 	RetryTimedOut bool
 	Timeout       time.Duration
 	// MaxPushes is how often one attempt is pushed without any answer
-	// before the task fails as NoResponse; DefaultMaxPushes when zero.
+	// before the task fails as NoResponse; rollout.DefaultMaxPushes when
+	// zero.
 	MaxPushes    int32
 	Start, End   time.Time
 	Confirm      bool
@@ -64,6 +66,12 @@ type Spec struct {
 	// SelectionComplete comes from status: a static campaign whose
 	// selection was recorded does not select again after a restart.
 	SelectionComplete bool
+
+	// Inputs names the versions of everything the spec was built from
+	// (the campaign's generation, its Firmware, its device list): while
+	// they are the same, the reconciler reads status with Current instead
+	// of building and upserting the spec again.
+	Inputs string
 }
 
 type campaignKey struct {
@@ -100,8 +108,7 @@ type campaign struct {
 	unknownExamples []string
 	reasons         map[string]*otav1.ReasonCount
 
-	selected          bool // selection ran in this process
-	selectionFlushed  bool // every slice of the selection is written
+	stage             rollout.Stage
 	currentWave       int32
 	pausedUntil       time.Time
 	waveHeld          string // why the next wave does not start
@@ -112,11 +119,12 @@ type campaign struct {
 	lastStatusTrigger time.Time
 	lastScan          time.Time
 	scanned           bool
-	waveStats         []waveStat
-	endApplied        bool
-	released          bool // tasks dropped once finished and written
-	sliceCount        int  // len(slices) when released
-	cancelApplied     bool
+	waveStats         []rollout.WaveStat
+	// endApplied and cancelApplied make the schedule's end and a cancel
+	// act once: later Upserts repeat the same spec.
+	endApplied    bool
+	cancelApplied bool
+	sliceCount    int // len(slices) when released
 }
 
 func (c *campaign) ref() string { return c.spec.Ref.String() }
@@ -202,6 +210,21 @@ func (c *campaign) active() int64 {
 }
 
 // over reports whether the campaign accepts no new work.
-func (c *campaign) over(now time.Time) bool {
-	return c.spec.Cancel || c.aborted != "" || (!c.spec.End.IsZero() && !now.Before(c.spec.End))
+func (c *campaign) over(now time.Time) bool { return c.snapshot().Over(now) }
+
+// snapshot is what the campaign's phase and next check are decided on.
+func (c *campaign) snapshot() rollout.Snapshot {
+	return rollout.Snapshot{
+		Stage: c.stage, Aborted: c.aborted != "", Canceled: c.spec.Cancel, Paused: c.spec.Paused,
+		Dynamic: c.spec.Dynamic, WaveHeld: c.waveHeld != "", Active: c.active(),
+		Start: c.spec.Start, End: c.spec.End, PausedTil: c.pausedUntil,
+	}
+}
+
+// selectNow runs the first selection once the schedule allows it.
+func (e *Engine) selectNow(c *campaign, now time.Time) {
+	if c.stage == rollout.Waiting && !now.Before(c.spec.Start) && !c.over(now) {
+		e.selectAll(c, now)
+		c.stage = rollout.Selected
+	}
 }

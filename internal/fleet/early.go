@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,9 +96,10 @@ func (e *Engine) replayEarly(pr *product) {
 			continue
 		}
 		delete(r.entries, k)
-		for module, version := range en.modules {
+		// In a stable order: the inventory lists modules as they came.
+		for _, module := range slices.Sorted(maps.Keys(en.modules)) {
 			m := protocol.Message{Kind: protocol.KindInform, ProductKey: k.productKey, DeviceName: k.device,
-				Module: module, Version: version}
+				Module: module, Version: en.modules[module]}
 			e.inform(pr, &m, en.lastSeen)
 		}
 	}

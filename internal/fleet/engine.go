@@ -8,10 +8,10 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/protocol"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // Publisher sends messages to devices; the MQTT gateway implements it.
@@ -93,13 +93,8 @@ type Engine struct {
 	log    logr.Logger
 	now    func() time.Time
 
-	// BatchEvents and RunEvents receive a GenericEvent for a campaign whose
-	// status changed; the campaign reconcilers watch them.
-	BatchEvents chan event.GenericEvent
-	RunEvents   chan event.GenericEvent
-
 	flushMu   sync.Mutex
-	mu        sync.Mutex
+	mu        timedMutex
 	ready     bool
 	products  map[string]*product
 	byName    map[types.NamespacedName]*product
@@ -109,7 +104,7 @@ type Engine struct {
 	wake      chan struct{}
 	readyCh   chan struct{}
 	outbox    chan []outgoing
-	listener  func(DeviceTask)
+	notify    notifiers
 	stopped   chan struct{}
 	early     earlyReports
 }
@@ -123,17 +118,15 @@ func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner,
 	opts.defaults()
 	return &Engine{
 		client: c, reader: reader, pub: pub, signer: signer, opts: opts, log: log,
-		now:         time.Now,
-		BatchEvents: make(chan event.GenericEvent, 1024),
-		RunEvents:   make(chan event.GenericEvent, 1024),
-		products:    map[string]*product{},
-		byName:      map[types.NamespacedName]*product{},
-		campaigns:   map[campaignKey]*campaign{},
-		push:        newPushLimiter(opts.MaxPushPerSecond),
-		wake:        make(chan struct{}, 1),
-		readyCh:     make(chan struct{}),
-		outbox:      make(chan []outgoing, 64),
-		stopped:     make(chan struct{}),
+		now:       time.Now,
+		products:  map[string]*product{},
+		byName:    map[types.NamespacedName]*product{},
+		campaigns: map[campaignKey]*campaign{},
+		push:      newPushLimiter(opts.MaxPushPerSecond),
+		wake:      make(chan struct{}, 1),
+		readyCh:   make(chan struct{}),
+		outbox:    make(chan []outgoing, 64),
+		stopped:   make(chan struct{}),
 	}
 }
 
@@ -143,7 +136,7 @@ func (e *Engine) NeedLeaderElection() bool { return true }
 // Ready reports whether the engine rebuilt its state and takes work.
 func (e *Engine) Ready() bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.ready
 }
 
@@ -151,7 +144,7 @@ func (e *Engine) Ready() bool {
 // productKey the oldest keeps it; SyncProduct reports whether p owns it.
 func (e *Engine) SyncProduct(p *otav1.Product) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	nn := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
 	if cur, ok := e.products[p.Spec.ProductKey]; ok && cur.uid != p.UID {
 		return false
@@ -174,7 +167,7 @@ func (e *Engine) SyncProduct(p *otav1.Product) bool {
 // their owner references.
 func (e *Engine) RemoveProduct(nn types.NamespacedName) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if pr := e.byName[nn]; pr != nil {
 		delete(e.byName, nn)
 		delete(e.products, pr.key)
@@ -184,7 +177,7 @@ func (e *Engine) RemoveProduct(nn types.NamespacedName) {
 // ProductKeyOf returns the productKey of a registered Product.
 func (e *Engine) ProductKeyOf(nn types.NamespacedName) (string, bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	pr := e.byName[nn]
 	if pr == nil {
 		return "", false
@@ -197,7 +190,7 @@ func (e *Engine) ProductKeyOf(nn types.NamespacedName) (string, bool) {
 // devices report).
 func (e *Engine) Upsert(s Spec) (Status, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if !e.ready {
 		return Status{}, ErrNotReady
 	}
@@ -222,22 +215,33 @@ func (e *Engine) Upsert(s Spec) (Status, error) {
 		e.settleLoaded(c, now)
 	}
 	if s.SelectionComplete {
-		c.selected, c.selectionFlushed = true, true
+		c.stage = max(c.stage, rollout.Recorded)
 	}
-	if !c.selected && !now.Before(s.Start) && !c.over(now) {
-		e.selectAll(c, now)
-		c.selected = true
-	}
+	e.selectNow(c, now)
 	e.applyCancel(c, now)
 	e.advance(c, now)
 	e.kick()
 	return e.status(c, now), nil
 }
 
+// Current returns a campaign's status if the engine holds it with a spec
+// built from inputs; otherwise the caller builds the spec and upserts it.
+// It is the reconcilers' status read: it selects nothing and rebuilds
+// nothing.
+func (e *Engine) Current(namespace string, ref otav1.CampaignReference, inputs string) (Status, bool) {
+	e.mu.Lock()
+	defer e.unlock()
+	c := e.campaigns[keyOf(namespace, ref)]
+	if !e.ready || c == nil || !c.hasSpec || inputs == "" || c.spec.Inputs != inputs {
+		return Status{}, false
+	}
+	return e.status(c, e.now()), true
+}
+
 // Remove forgets a deleted campaign and frees the devices it held.
 func (e *Engine) Remove(namespace string, ref otav1.CampaignReference) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	key := keyOf(namespace, ref)
 	c := e.campaigns[key]
 	if c == nil {
@@ -257,7 +261,7 @@ func (e *Engine) Remove(namespace string, ref otav1.CampaignReference) {
 // Status returns a campaign's status, or false when the engine has none.
 func (e *Engine) Status(namespace string, ref otav1.CampaignReference) (Status, bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	c := e.campaigns[keyOf(namespace, ref)]
 	if c == nil || !c.hasSpec {
 		return Status{}, false
@@ -276,7 +280,7 @@ func (e *Engine) kick() {
 // engine as its handler first. Call it before Start.
 func (e *Engine) SetPublisher(p Publisher) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.pub = p
 }
 

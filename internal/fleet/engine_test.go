@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 var v1 = map[string]string{"default": "1.0.0"}
@@ -136,7 +137,7 @@ func TestTimeoutCountsFromFirstProgress(t *testing.T) {
 	st = v.waitFor("b", "completion", completed)
 	v.sim.mu.Lock()
 	defer v.sim.mu.Unlock()
-	if st.Counts.Failed != 1 || st.Counts.TimedOut != 1 || v.sim.pushes["offline"] != DefaultMaxPushes {
+	if st.Counts.Failed != 1 || st.Counts.TimedOut != 1 || v.sim.pushes["offline"] != rollout.DefaultMaxPushes {
 		t.Fatalf("counts %+v reasons %+v after %d pushes", st.Counts, st.Reasons, v.sim.pushes["offline"])
 	}
 }
@@ -235,7 +236,7 @@ func TestGrayPercentIsStable(t *testing.T) {
 	}
 	want := 0
 	for _, n := range names("d", 1000) {
-		if grayBucket(v.pk, n) < 10 {
+		if rollout.InGray(10, v.pk, n) {
 			want++
 		}
 	}

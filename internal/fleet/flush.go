@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // writeTimeout bounds one slice write.
@@ -60,7 +61,7 @@ func (e *Engine) flush(ctx context.Context) int {
 	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	jobs := e.collectWrites()
-	e.mu.Unlock()
+	e.unlock()
 	if len(jobs) == 0 {
 		return 0
 	}
@@ -82,15 +83,15 @@ func (e *Engine) flush(ctx context.Context) int {
 	wg.Wait()
 	e.mu.Lock()
 	for _, c := range e.campaigns {
-		if c.selected && !c.selectionFlushed && allCreated(c) {
-			c.selectionFlushed = true
+		if c.stage == rollout.Selected && allCreated(c) {
+			c.stage = rollout.Recorded
 			c.statusDirty = true
 		}
 		if releasable(c) {
 			c.release()
 		}
 	}
-	e.mu.Unlock()
+	e.unlock()
 	return len(jobs)
 }
 
@@ -98,8 +99,8 @@ func (e *Engine) flush(ctx context.Context) int {
 // only its counters from now on; holding its tasks would let memory grow
 // with every batch ever run.
 func releasable(c *campaign) bool {
-	return c.hasSpec && !c.released && c.key.kind == otav1.KindUpgradeBatch && !c.spec.Dynamic &&
-		c.selectionFlushed && c.active() == 0 && allCreated(c)
+	return c.hasSpec && c.stage == rollout.Recorded && c.key.kind == otav1.KindUpgradeBatch && !c.spec.Dynamic &&
+		c.active() == 0 && allCreated(c)
 }
 
 // release drops a finished batch's tasks and slices, keeping its counters
@@ -107,7 +108,7 @@ func releasable(c *campaign) bool {
 func (c *campaign) release() {
 	c.sliceCount = len(c.slices)
 	c.tasks, c.slices, c.queue, c.waveStats = map[string]*task{}, nil, nil, nil
-	c.released, c.scanned = true, false
+	c.stage, c.scanned = rollout.Released, false
 }
 
 func allCreated(c *campaign) bool {
@@ -216,7 +217,7 @@ func (e *Engine) job(obj client.Object, create bool, patch map[string]any, after
 	j.done = func(ok bool) {
 		e.mu.Lock()
 		after(ok)
-		e.mu.Unlock()
+		e.unlock()
 	}
 	return j
 }
@@ -240,7 +241,7 @@ func (e *Engine) write(ctx context.Context, j *writeJob) {
 	if err != nil {
 		e.stats.WriteErrors++
 	}
-	e.mu.Unlock()
+	e.unlock()
 	if err != nil {
 		e.log.Error(err, "Writing slice failed; retrying on the next flush", "slice", client.ObjectKeyFromObject(j.obj))
 	}

@@ -12,13 +12,16 @@ import (
 // the campaign's status, or false when the engine has no such campaign.
 func (e *Engine) Hold(namespace string, ref otav1.CampaignReference, cancel bool) (Status, bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	c := e.campaigns[keyOf(namespace, ref)]
 	if c == nil || !c.hasSpec {
 		return Status{}, false
 	}
 	now := e.now()
 	c.spec.Paused = true
+	// The spec no longer matches its inputs: once the reason for the hold
+	// is gone, the next reconcile upserts the spec again.
+	c.spec.Inputs = ""
 	if cancel {
 		c.spec.Cancel, c.spec.CancelStates = true, nil
 		e.applyCancel(c, now)

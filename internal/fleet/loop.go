@@ -4,10 +4,8 @@ import (
 	"context"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // statusInterval is the least time between two status events of one
@@ -29,7 +27,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.ready = true
 	devices, campaigns := e.sizes()
-	e.mu.Unlock()
+	e.unlock()
 	close(e.readyCh)
 	e.log.Info("Fleet state rebuilt", "devices", devices, "campaigns", campaigns, "took", time.Since(start).Round(time.Millisecond).String())
 
@@ -100,15 +98,11 @@ func (e *Engine) tick() {
 	e.mu.Lock()
 	now := e.now()
 	var out []outgoing
-	var events []event.GenericEvent
 	for _, c := range e.campaigns {
 		if !c.hasSpec {
 			continue
 		}
-		if !c.selected && !now.Before(c.spec.Start) && !c.over(now) {
-			e.selectAll(c, now)
-			c.selected = true
-		}
+		e.selectNow(c, now)
 		// Nothing active, nothing to time out, retry or count: a finished
 		// campaign costs no walk.
 		if now.Sub(c.lastScan) >= scanInterval && c.active() > 0 {
@@ -120,21 +114,11 @@ func (e *Engine) tick() {
 		if c.statusDirty && now.Sub(c.lastStatusTrigger) >= statusInterval {
 			c.statusDirty = false
 			c.lastStatusTrigger = now
-			events = append(events, campaignEvent(c))
+			e.campaignChanged(c)
 		}
 	}
 	e.stats.Pushed += int64(len(out))
-	e.mu.Unlock()
-	for _, ev := range events {
-		ch := e.BatchEvents
-		if ev.Object.GetObjectKind().GroupVersionKind().Kind == string(otav1.KindVerificationRun) {
-			ch = e.RunEvents
-		}
-		select {
-		case ch <- ev:
-		default: // the reconciler is behind; its periodic requeue catches up
-		}
-	}
+	e.unlock()
 	if len(out) > 0 {
 		// Publishing waits for PUBACKs; the sender does it so that the
 		// loop goes on with timeouts, waves and status meanwhile.
@@ -142,31 +126,21 @@ func (e *Engine) tick() {
 	}
 }
 
-func campaignEvent(c *campaign) event.GenericEvent {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(otav1.GroupVersion.String())
-	u.SetKind(string(c.key.kind))
-	u.SetNamespace(c.key.namespace)
-	u.SetName(c.key.name)
-	return event.GenericEvent{Object: u}
-}
-
 // scan walks a campaign's tasks: it times out devices, re-queues due
 // retries and counts each wave's tasks.
 func (e *Engine) scan(c *campaign, now time.Time) {
 	nw := max(len(c.spec.Waves), 1)
 	if len(c.waveStats) != nw {
-		c.waveStats = make([]waveStat, nw)
+		c.waveStats = make([]rollout.WaveStat, nw)
 	} else {
 		clear(c.waveStats)
 	}
-	timeout := c.spec.Timeout.Milliseconds()
 	nowMs := now.UnixMilli()
 	for _, t := range c.tasks {
 		switch {
-		case t.state == otav1.TaskInProgress && timeout > 0 && t.started > 0 && nowMs-t.started >= timeout:
+		case rollout.TimedOut(t.state, t.started, c.spec.Timeout, nowMs):
 			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
-		case t.state == otav1.TaskQueued && !t.queued && t.retryAt <= nowMs:
+		case !t.queued && rollout.RetryDue(t.state, t.retryAt, nowMs):
 			c.enqueue(t)
 		case t.state == otav1.TaskNotified:
 			e.unanswered(t, false, now)
@@ -175,12 +149,12 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 		ws := &c.waveStats[w]
 		switch {
 		case t.state.Active():
-			ws.active++
+			ws.Active++
 		case t.state == otav1.TaskSucceeded:
-			ws.succeeded++
-			ws.finished++
+			ws.Succeeded++
+			ws.Finished++
 		default:
-			ws.finished++
+			ws.Finished++
 		}
 	}
 	c.scanned = true
@@ -190,17 +164,17 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 // abort policy, and starts the next wave when the current one is done.
 func (e *Engine) advance(c *campaign, now time.Time) {
 	// A released batch is over and has dropped its tasks and wave counts.
-	if !c.selected || c.released || now.Before(c.spec.Start) {
+	if !c.stage.HasSelected() || c.stage == rollout.Released || now.Before(c.spec.Start) {
 		return
 	}
 	if !c.spec.End.IsZero() && !now.Before(c.spec.End) && !c.endApplied {
 		c.endApplied = true
-		e.cancelNotStarted(c, reasonScheduleEnded, "the schedule ended", now)
+		e.cancelNotStarted(c, rollout.ReasonScheduleEnded, "the schedule ended", now)
 	}
-	if c.aborted == "" && c.spec.Abort != nil {
-		if msg := abortReason(c.counts, c.spec.Abort); msg != "" {
+	if c.aborted == "" {
+		if msg := rollout.AbortReason(c.counts, c.spec.Abort); msg != "" {
 			c.aborted = msg
-			e.cancelNotStarted(c, reasonAborted, msg, now)
+			e.cancelNotStarted(c, rollout.ReasonAborted, msg, now)
 			c.statusDirty = true
 		}
 	}
@@ -213,12 +187,15 @@ func (e *Engine) advance(c *campaign, now time.Time) {
 		c.waveHeld = ""
 		return
 	}
-	held := waveHold(c, now)
-	if held != c.waveHeld {
-		c.waveHeld = held
+	w := c.currentWave
+	st := c.waveStats[w-1]
+	gate := rollout.WaveGate(w, waves[w-1], st, c.spec.PromotedWaves >= w, c.pausedUntil, now)
+	c.pausedUntil = gate.PausedUntil
+	if gate.Held != c.waveHeld {
+		c.waveHeld = gate.Held
 		c.statusDirty = true
 	}
-	if held == "" && c.waveStats[c.currentWave-1].active == 0 {
+	if gate.Held == "" && st.Active == 0 {
 		c.currentWave++
 		c.pausedUntil = time.Time{}
 		c.statusDirty = true
@@ -251,7 +228,7 @@ func (e *Engine) applyCancel(c *campaign, now time.Time) {
 	}
 	for _, t := range c.tasks {
 		if want[t.state] {
-			e.finish(t, otav1.TaskCanceled, reasonCanceled, "canceled by the campaign", now)
+			e.finish(t, otav1.TaskCanceled, rollout.ReasonCanceled, "canceled by the campaign", now)
 		}
 	}
 	c.statusDirty = true

@@ -7,6 +7,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/protocol"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // lastSeenResolution: a device's last-seen time is written back only when
@@ -44,7 +45,7 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 			replies = append(replies, e.pending(pr, m))
 		}
 	}
-	e.mu.Unlock()
+	e.unlock()
 	if len(replies) > 0 {
 		// The sender publishes them: waiting for PUBACKs here would stall
 		// the gateway's queue. A full outbox is backpressure.
@@ -102,7 +103,7 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 		return
 	}
 	for c := range pr.campaigns {
-		if c.spec.Dynamic && c.hasSpec && c.selected && (freed || c.spec.Module == m.Module) {
+		if c.spec.Dynamic && c.hasSpec && c.stage.HasSelected() && (freed || c.spec.Module == m.Module) {
 			e.consider(c, d, now)
 		}
 	}
@@ -143,7 +144,7 @@ func (e *Engine) progress(pr *product, m *protocol.Message, now time.Time) {
 	step := int32(m.Step)
 	if step < 0 {
 		t.step = step
-		e.fail(t, otav1.TaskFailed, failureReason(step), m.Desc, now)
+		e.fail(t, otav1.TaskFailed, rollout.FailureReason(step), m.Desc, now)
 		return
 	}
 	if t.state == otav1.TaskNotified {
@@ -160,7 +161,7 @@ func (e *Engine) progress(pr *product, m *protocol.Message, now time.Time) {
 	t.step = step
 	t.c.statusDirty = true
 	t.message = m.Desc
-	e.notify(t)
+	e.taskChanged(t)
 }
 
 // pending answers a device's request for its pending upgrade: the upgrade

@@ -37,7 +37,7 @@ var batchPhases = []otav1.BatchPhase{otav1.BatchPlanned, otav1.BatchRunning, ota
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDevices, descCampaigns, descTasks, descMessages, descIgnored, descPushes, descWrites, descDone,
-		descBatches, descFailed, descEarlyKept, descEarlyEvicted} {
+		descBatches, descFailed, descEarlyKept, descEarlyEvicted, descLockHold} {
 		ch <- d
 	}
 }
@@ -61,10 +61,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	early := e.collectEarly()
-	e.mu.Unlock()
+	e.unlock()
 	for _, m := range early {
 		ch <- m
 	}
+	ch <- e.mu.holds.metric()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}

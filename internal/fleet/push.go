@@ -111,7 +111,7 @@ func (c *campaign) enqueue(t *task) {
 
 // pushing reports whether the campaign may push now.
 func (e *Engine) pushing(c *campaign, now time.Time) bool {
-	return c.hasSpec && c.selected && !c.spec.Paused && !c.over(now) &&
+	return c.hasSpec && c.stage.HasSelected() && !c.spec.Paused && !c.over(now) &&
 		!now.Before(c.spec.Start) && c.waveHeld == "" && c.currentWave > 0
 }
 
@@ -200,7 +200,7 @@ func upgradeMessage(o *outgoing, url string) *protocol.Upgrade {
 // requeue puts tasks whose push failed back in their queues.
 func (e *Engine) requeue(ts []*task) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	now := e.now()
 	for _, t := range ts {
 		if t.state != otav1.TaskNotified {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // listPage is the page size for the start-up lists: big enough to be fast,
@@ -31,7 +32,7 @@ func (e *Engine) rebuild(ctx context.Context) error {
 		e.SyncProduct(&products.Items[i])
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	mirrors := map[*device]otav1.DeviceLock{}
 	err := listAll(ctx, e.reader, &otav1.DeviceSliceList{}, func(l *otav1.DeviceSliceList) {
 		for i := range l.Items {
@@ -169,7 +170,7 @@ func (e *Engine) lockOnLoad(d *device, t *task) {
 		if t.state.Started() && !h.state.Started() {
 			loser, d.task = h, t
 		}
-		loser.reason, loser.message = reasonOverwritten, "the device was held by another campaign at start-up"
+		loser.reason, loser.message = rollout.ReasonOverwritten, "the device was held by another campaign at start-up"
 		e.setState(loser, otav1.TaskCanceled, e.now())
 		return
 	}

@@ -1,23 +1,11 @@
 package fleet
 
 import (
-	"hash/fnv"
 	"slices"
 	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
-)
-
-// Reasons a strict (verification) campaign records for devices it cannot
-// run on.
-const (
-	reasonNotFound        = "DeviceNotFound"
-	reasonNotReported     = "ModuleNotReported"
-	reasonAlreadyOnTarget = "AlreadyOnTarget"
-	reasonOverwritten     = "Overwritten"
-	reasonCanceled        = "Canceled"
-	reasonScheduleEnded   = "ScheduleEnded"
-	reasonAborted         = "Aborted"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // maxUnknownExamples bounds the unknown List names a status shows.
@@ -45,7 +33,7 @@ func (e *Engine) selectAll(c *campaign, now time.Time) {
 		d := pr.devices[name]
 		if d == nil {
 			if c.spec.Verification {
-				e.recordFailure(c, &device{name: name}, reasonNotFound, "the device has not reported to the platform", now)
+				e.recordFailure(c, &device{name: name}, rollout.ReasonNotFound, "the device has not reported to the platform", now)
 			} else if c.unknown++; len(c.unknownExamples) < maxUnknownExamples {
 				c.unknownExamples = append(c.unknownExamples, name)
 			}
@@ -56,37 +44,34 @@ func (e *Engine) selectAll(c *campaign, now time.Time) {
 	e.assignWaves(c)
 }
 
-// consider selects one device for a campaign if the campaign's rules allow.
-// It is called at selection and, for dynamic campaigns, whenever a device
-// registers or reports a new version.
+// consider selects one device for a campaign if the campaign's rules allow
+// (rollout.Select). It is called at selection and, for dynamic campaigns,
+// whenever a device registers or reports a new version.
 func (e *Engine) consider(c *campaign, d *device, now time.Time) {
 	if c.over(now) {
 		return
 	}
-	if prev := c.tasks[d.name]; prev != nil && !reselectable(c, prev) {
+	if prev := c.tasks[d.name]; prev != nil && !rollout.Reselectable(c.spec.Dynamic, prev.state, prev.reason) {
 		return
 	}
-	if !inScope(c, d) {
-		return
+	ver, reported := d.version(c.spec.Module)
+	cand := rollout.Candidate{
+		InScope: inScope(c, d), Version: ver, Reported: reported, Target: c.spec.Target,
+		Sources: c.sources, Strict: c.spec.Verification, Overwrite: c.spec.Overwrite,
 	}
-	ver, ok := d.version(c.spec.Module)
-	switch {
-	case !ok:
-		e.strictFail(c, d, reasonNotReported, "the device has not reported module "+c.spec.Module, now)
-		return
-	case ver == c.spec.Target:
-		e.strictFail(c, d, reasonAlreadyOnTarget, "the device already runs "+ver, now)
-		return
-	case len(c.sources) > 0 && !c.sources[ver]:
-		e.strictFail(c, d, otav1.FailureWrongVersion, "the device runs "+ver+", not a source version", now)
-		return
+	holder := d.task
+	if holder != nil && holder.c != c {
+		cand.Holder = holder.state
 	}
-	if h := d.task; h != nil && h.c != c {
-		if !c.spec.Overwrite || h.state.Started() {
-			e.recordFailure(c, d, otav1.FailureBusy, "held by "+h.c.ref(), now)
-			return
-		}
-		e.finish(h, otav1.TaskCanceled, reasonOverwritten, "taken over by "+c.ref(), now)
+	sel := rollout.Select(cand)
+	switch sel.Verdict {
+	case rollout.Skip:
+		return
+	case rollout.FailTask:
+		e.recordFailure(c, d, sel.Reason, failureText(sel.Reason, c, ver, holder), now)
+		return
+	case rollout.TakeOver:
+		e.finish(holder, otav1.TaskCanceled, rollout.ReasonOverwritten, "taken over by "+c.ref(), now)
 	}
 	state := otav1.TaskQueued
 	if c.spec.Confirm {
@@ -102,38 +87,26 @@ func (e *Engine) consider(c *campaign, d *device, now time.Time) {
 	}
 }
 
-// reselectable: a dynamic campaign takes a device again that failed only
-// because another campaign held it (the guide's multi-module scenario).
-func reselectable(c *campaign, t *task) bool {
-	return c.spec.Dynamic && t.state == otav1.TaskFailed && t.reason == otav1.FailureBusy
+// failureText says why selection failed a device, for its task's message.
+func failureText(reason string, c *campaign, ver string, holder *task) string {
+	switch reason {
+	case rollout.ReasonNotReported:
+		return "the device has not reported module " + c.spec.Module
+	case rollout.ReasonAlreadyOnTarget:
+		return "the device already runs " + ver
+	case otav1.FailureWrongVersion:
+		return "the device runs " + ver + ", not a source version"
+	case otav1.FailureBusy:
+		return "held by " + holder.c.ref()
+	}
+	return reason
 }
 
 func inScope(c *campaign, d *device) bool {
 	if c.devices != nil && !c.devices[d.name] {
 		return false
 	}
-	if c.spec.GrayPercent > 0 && c.spec.GrayPercent < 100 {
-		return grayBucket(c.spec.ProductKey, d.name) < uint32(c.spec.GrayPercent)
-	}
-	return true
-}
-
-// grayBucket places a device in one of 100 buckets by a stable hash, so a
-// gray release picks the same devices every time and for every replica.
-func grayBucket(productKey, name string) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(productKey))
-	_, _ = h.Write([]byte{'/'})
-	_, _ = h.Write([]byte(name))
-	return h.Sum32() % 100
-}
-
-// strictFail records a failure for verification campaigns; batches just
-// skip such devices.
-func (e *Engine) strictFail(c *campaign, d *device, reason, msg string, now time.Time) {
-	if c.spec.Verification {
-		e.recordFailure(c, d, reason, msg, now)
-	}
+	return rollout.InGray(c.spec.GrayPercent, c.spec.ProductKey, d.name)
 }
 
 // recordFailure records a device as FAILED without it ever holding a lock.
@@ -176,8 +149,7 @@ func (c *campaign) openSlice() *upgradeSlice {
 // assignWaves splits the selected, not yet pushed tasks into waves by their
 // cumulative percentages, in selection order.
 func (e *Engine) assignWaves(c *campaign) {
-	waves := c.spec.Waves
-	if len(waves) == 0 {
+	if len(c.spec.Waves) == 0 {
 		return
 	}
 	var pending []*task
@@ -188,16 +160,7 @@ func (e *Engine) assignWaves(c *campaign) {
 			}
 		}
 	}
-	n := len(pending)
-	w := 0
 	for i, t := range pending {
-		for w < len(waves)-1 && i >= ceilPercent(n, waves[w].Percent) {
-			w++
-		}
-		t.wave = int32(w + 1)
+		t.wave = rollout.WaveOf(i, len(pending), c.spec.Waves)
 	}
-}
-
-func ceilPercent(n int, percent int32) int {
-	return (n*int(percent) + 99) / 100
 }

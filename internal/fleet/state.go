@@ -5,6 +5,7 @@ import (
 	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // setState moves a task to a new state and keeps the counters, the reasons
@@ -16,7 +17,7 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 		return
 	}
 	c := t.c
-	defer e.notify(t)
+	defer e.taskChanged(t)
 	c.count(from, to)
 	if to.Unsuccessful() {
 		c.addReason(t.reason, t.message, 1)
@@ -47,11 +48,11 @@ func (e *Engine) finish(t *task, to otav1.TaskState, reason, msg string, now tim
 // retry while the campaign allows one, and ends the task otherwise.
 func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.Time) {
 	c := t.c
-	retryable := to == otav1.TaskFailed || c.spec.RetryTimedOut
-	if retryable && t.attempt <= c.spec.RetryCount && !c.over(now) {
+	policy := rollout.Retry{Count: c.spec.RetryCount, Interval: c.spec.RetryInterval, TimedOut: c.spec.RetryTimedOut}
+	if at := rollout.AfterFailure(to, t.attempt, policy, c.over(now), now); !at.IsZero() {
 		t.reason = reason
-		t.message = "attempt " + strconv.Itoa(int(t.attempt)) + " " + reasonText(reason, msg)
-		t.retryAt = now.Add(c.spec.RetryInterval).UnixMilli()
+		t.message = rollout.RetryMessage(t.attempt, reason, msg)
+		t.retryAt = at.UnixMilli()
 		t.started, t.pushes = 0, 0
 		e.setState(t, otav1.TaskQueued, now)
 		return
@@ -60,27 +61,6 @@ func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.
 		msg = "after " + strconv.Itoa(int(t.attempt)) + " attempts: " + msg
 	}
 	e.finish(t, to, reason, msg, now)
-}
-
-func reasonText(reason, msg string) string {
-	if msg == "" {
-		return reason
-	}
-	return reason + ": " + msg
-}
-
-// failureReason maps a progress failure step to a reason code.
-func failureReason(step int32) string {
-	switch step {
-	case -2:
-		return otav1.FailureDownload
-	case -3:
-		return otav1.FailureVerification
-	case -4:
-		return otav1.FailureFlash
-	default:
-		return otav1.FailureUpgrade
-	}
 }
 
 func (s *upgradeSlice) markDirty() { s.dirty = true }
@@ -112,17 +92,18 @@ func sliceName(base string, n int) string {
 }
 
 // unanswered handles a NOTIFIED task whose device has not answered its
-// push: push the same attempt again, or give up on the device (silentPush).
+// push: push the same attempt again, or give up on the device
+// (rollout.SilentPush).
 func (e *Engine) unanswered(t *task, reconnected bool, now time.Time) {
 	c := t.c
 	since := time.Duration(now.UnixMilli()-t.notified) * time.Millisecond
-	switch silentPush(t.pushes, c.spec.MaxPushes, since, e.opts.RepushAfter, c.spec.Timeout, reconnected) {
-	case repush:
+	switch rollout.SilentPush(t.pushes, c.spec.MaxPushes, since, e.opts.RepushAfter, c.spec.Timeout, reconnected) {
+	case rollout.Repush:
 		t.attempt-- // the same attempt, not a retry
 		e.setState(t, otav1.TaskQueued, now)
 		c.enqueue(t)
 		e.stats.Repushed++
-	case noResponse:
+	case rollout.NoResponse:
 		e.finish(t, otav1.TaskFailed, otav1.FailureNoResponse,
 			"no progress after "+strconv.Itoa(int(max(t.pushes, 1)))+" pushes", now)
 	}

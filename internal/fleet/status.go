@@ -6,6 +6,7 @@ import (
 	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // Errors Upsert returns while a campaign cannot be taken yet.
@@ -57,7 +58,7 @@ func (e *Engine) status(c *campaign, now time.Time) Status {
 		UnknownExamples:   c.unknownExamples,
 		Aborted:           c.aborted,
 		StartTime:         c.startTime,
-		SelectionComplete: c.selectionFlushed,
+		SelectionComplete: c.stage >= rollout.Recorded,
 		Slices:            int32(max(len(c.slices), c.sliceCount)),
 		NextCheck:         nextCheck(c, now),
 	}
@@ -97,34 +98,9 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-func phase(c *campaign, now time.Time) otav1.BatchPhase {
-	switch {
-	case c.aborted != "":
-		return otav1.BatchAborted
-	case c.spec.Cancel:
-		return otav1.BatchCanceled
-	case !c.selected || now.Before(c.spec.Start):
-		return otav1.BatchPlanned
-	case c.active() == 0 && (!c.spec.Dynamic || c.over(now)):
-		return otav1.BatchCompleted
-	case c.spec.Paused || c.waveHeld != "":
-		return otav1.BatchPaused
-	}
-	return otav1.BatchRunning
-}
+func phase(c *campaign, now time.Time) otav1.BatchPhase { return rollout.Phase(c.snapshot(), now) }
 
-func nextCheck(c *campaign, now time.Time) time.Duration {
-	next := time.Minute
-	consider := func(t time.Time) {
-		if d := t.Sub(now); d > 0 && d < next {
-			next = d
-		}
-	}
-	consider(c.spec.Start)
-	consider(c.spec.End)
-	consider(c.pausedUntil)
-	return next
-}
+func nextCheck(c *campaign, now time.Time) time.Duration { return rollout.NextCheck(c.snapshot(), now) }
 
 func deviceResults(c *campaign) []otav1.DeviceResult {
 	out := make([]otav1.DeviceResult, 0, len(c.tasks))

@@ -1,0 +1,104 @@
+package fleet
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// timedMutex is the engine's lock. It records how long each hold lasts:
+// device ingest, the push loop and status reads all wait behind it, so its
+// hold time is what bounds the engine's latency under load.
+type timedMutex struct {
+	sync.Mutex
+	since time.Time
+	holds holdHistogram
+}
+
+func (m *timedMutex) Lock() {
+	m.Mutex.Lock()
+	m.since = time.Now()
+}
+
+func (m *timedMutex) Unlock() {
+	m.holds.observe(time.Since(m.since))
+	m.Mutex.Unlock()
+}
+
+// holdBuckets: bucket i counts holds under 2^i microseconds; the last one
+// (2^25 us, about 33 s) takes everything longer.
+const holdBuckets = 26
+
+// holdHistogram counts durations in power-of-two buckets without a lock.
+type holdHistogram struct {
+	counts [holdBuckets]atomic.Int64
+	sumNs  atomic.Int64
+}
+
+func (h *holdHistogram) observe(d time.Duration) {
+	us := uint64(max(d.Microseconds(), 0))
+	i := min(bits.Len64(us), holdBuckets-1)
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(d))
+}
+
+// LockHolds summarizes the engine lock's hold times.
+type LockHolds struct {
+	Count int64
+	// P50, P99 and Max are upper bounds: the end of the power-of-two
+	// bucket the quantile falls in.
+	P50, P99, Max time.Duration
+	Total         time.Duration
+}
+
+func (h *holdHistogram) summary() LockHolds {
+	var counts [holdBuckets]int64
+	var s LockHolds
+	for i := range counts {
+		counts[i] = h.counts[i].Load()
+		s.Count += counts[i]
+	}
+	s.Total = time.Duration(h.sumNs.Load())
+	s.P50, s.P99 = quantile(counts[:], s.Count, 0.50), quantile(counts[:], s.Count, 0.99)
+	s.Max = quantile(counts[:], s.Count, 1)
+	return s
+}
+
+func quantile(counts []int64, total int64, q float64) time.Duration {
+	if total == 0 {
+		return 0
+	}
+	rank := int64(q*float64(total) + 0.5)
+	var seen int64
+	for i, c := range counts {
+		seen += c
+		if seen >= max(rank, 1) {
+			return bucketEnd(i)
+		}
+	}
+	return bucketEnd(len(counts) - 1)
+}
+
+// bucketEnd is the exclusive upper bound of bucket i.
+func bucketEnd(i int) time.Duration { return time.Duration(1<<i) * time.Microsecond }
+
+// LockHolds returns the hold-time summary since the engine started.
+func (e *Engine) LockHolds() LockHolds { return e.mu.holds.summary() }
+
+var descLockHold = prometheus.NewDesc("otafleet_engine_lock_hold_seconds",
+	"How long the rollout engine's lock was held at a time: device ingest and status reads wait behind it.", nil, nil)
+
+// lockHoldMetric exports the histogram; Prometheus buckets are cumulative.
+func (h *holdHistogram) metric() prometheus.Metric {
+	buckets := make(map[float64]uint64, holdBuckets)
+	var cum, total uint64
+	for i := range holdBuckets {
+		cum += uint64(h.counts[i].Load())
+		buckets[bucketEnd(i).Seconds()] = cum
+	}
+	total = cum
+	return prometheus.MustNewConstHistogram(descLockHold, total, time.Duration(h.sumNs.Load()).Seconds(), buckets)
+}
