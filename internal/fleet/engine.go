@@ -58,6 +58,11 @@ type Options struct {
 	// pushed again. Shorter would re-push devices whose boot inform crossed
 	// the push on the wire.
 	RepushAfter time.Duration
+	// RebuiltRepushAfter: a task found NOTIFIED at start-up may never have
+	// been pushed (the last leader stopped between writing the state and
+	// publishing), and a device that was pushed reports progress at once:
+	// one that has not after this long is pushed again. Default 30 s.
+	RebuiltRepushAfter time.Duration
 }
 
 func (o *Options) defaults() {
@@ -78,6 +83,9 @@ func (o *Options) defaults() {
 	}
 	if o.RepushAfter == 0 {
 		o.RepushAfter = 5 * time.Second
+	}
+	if o.RebuiltRepushAfter == 0 {
+		o.RebuiltRepushAfter = 30 * time.Second
 	}
 }
 
@@ -106,7 +114,10 @@ type Engine struct {
 	outbox    chan []outgoing
 	notify    notifiers
 	stopped   chan struct{}
-	early     earlyReports
+	// sendStopped is closed once the sender published its last message.
+	sendStopped chan struct{}
+	early       earlyReports
+	durable     durability
 }
 
 // Stopped is closed once Start returned: nothing is published after it.
@@ -118,15 +129,16 @@ func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner,
 	opts.defaults()
 	return &Engine{
 		client: c, reader: reader, pub: pub, signer: signer, opts: opts, log: log,
-		now:       time.Now,
-		products:  map[string]*product{},
-		byName:    map[types.NamespacedName]*product{},
-		campaigns: map[campaignKey]*campaign{},
-		push:      newPushLimiter(opts.MaxPushPerSecond),
-		wake:      make(chan struct{}, 1),
-		readyCh:   make(chan struct{}),
-		outbox:    make(chan []outgoing, 64),
-		stopped:   make(chan struct{}),
+		now:         time.Now,
+		products:    map[string]*product{},
+		byName:      map[types.NamespacedName]*product{},
+		campaigns:   map[campaignKey]*campaign{},
+		push:        newPushLimiter(opts.MaxPushPerSecond),
+		wake:        make(chan struct{}, 1),
+		readyCh:     make(chan struct{}),
+		outbox:      make(chan []outgoing, 64),
+		stopped:     make(chan struct{}),
+		sendStopped: make(chan struct{}),
 	}
 }
 

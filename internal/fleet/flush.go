@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,26 +62,15 @@ func (e *Engine) flush(ctx context.Context) int {
 	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	jobs := e.collectWrites()
+	// Every change numbered up to here is in these jobs or written already.
+	snap := e.durable.seq
 	e.unlock()
+	if e.writeAll(ctx, jobs) {
+		e.release(ctx, e.durable.advance(snap))
+	}
 	if len(jobs) == 0 {
 		return 0
 	}
-	var wg sync.WaitGroup
-	work := make(chan *writeJob)
-	for range min(e.opts.Writers, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				e.write(ctx, j)
-			}
-		}()
-	}
-	for i := range jobs {
-		work <- &jobs[i]
-	}
-	close(work)
-	wg.Wait()
 	e.mu.Lock()
 	for _, c := range e.campaigns {
 		if c.stage == rollout.Selected && allCreated(c) {
@@ -222,7 +212,46 @@ func (e *Engine) job(obj client.Object, create bool, patch map[string]any, after
 	return j
 }
 
-func (e *Engine) write(ctx context.Context, j *writeJob) {
+// writeAll runs the jobs on the engine's writers and reports whether every
+// write succeeded.
+func (e *Engine) writeAll(ctx context.Context, jobs []writeJob) bool {
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	work := make(chan *writeJob)
+	for range min(e.opts.Writers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				if !e.write(ctx, j) {
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	for i := range jobs {
+		work <- &jobs[i]
+	}
+	close(work)
+	wg.Wait()
+	return !failed.Load()
+}
+
+// release hands pushes whose state is now written to the sender. After
+// the sender stopped, they stay unsent: their tasks are NOTIFIED, and a
+// device that never hears of them is pushed again (rollout.SilentPush).
+func (e *Engine) release(ctx context.Context, out []outgoing) {
+	if len(out) == 0 {
+		return
+	}
+	select {
+	case e.outbox <- out:
+	case <-e.sendStopped:
+	case <-ctx.Done():
+	}
+}
+
+func (e *Engine) write(ctx context.Context, j *writeJob) bool {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	var err error
@@ -246,4 +275,5 @@ func (e *Engine) write(ctx context.Context, j *writeJob) {
 		e.log.Error(err, "Writing slice failed; retrying on the next flush", "slice", client.ObjectKeyFromObject(j.obj))
 	}
 	j.done(err == nil)
+	return err == nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -58,6 +59,8 @@ type simDevices struct {
 	pushes  map[string]int
 	modules map[string]map[string]string // device -> module -> version
 	total   atomic.Int64
+	// onPush, if set, runs before a push is answered.
+	onPush func(device string)
 }
 
 func (s *simDevices) PublishUpgrade(ctx context.Context, pk, dn string, u protocol.Upgrade) error {
@@ -66,7 +69,11 @@ func (s *simDevices) PublishUpgrade(ctx context.Context, pk, dn string, u protoc
 	s.pushes[dn]++
 	n := s.pushes[dn]
 	how := s.how[dn]
+	onPush := s.onPush
 	s.mu.Unlock()
+	if onPush != nil {
+		onPush(dn)
+	}
 	module := u.Module
 	if module == "" {
 		module = protocol.DefaultModule
@@ -136,6 +143,13 @@ func newEnv(t *testing.T) *env {
 	p := &otav1.Product{ObjectMeta: metav1.ObjectMeta{Name: "plug", Namespace: ns},
 		Spec: otav1.ProductSpec{ProductKey: fmt.Sprintf("pk%d", n)}}
 	if err := cp.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// As the Product reconciler records it: the engine's rebuild registers
+	// only Products that own their key.
+	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{Type: otav1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: otav1.ReasonSucceeded, Message: "owns its key"})
+	if err := cp.Client.Status().Update(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	v := &env{t: t, ns: ns, pk: p.Spec.ProductKey, prod: p}

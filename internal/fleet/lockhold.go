@@ -47,7 +47,10 @@ func (h *holdHistogram) observe(d time.Duration) {
 
 // LockHolds summarizes the engine lock's hold times.
 type LockHolds struct {
-	Count int64
+	// Buckets are the counts the summary is computed from: bucket i holds
+	// the holds under 2^i microseconds.
+	Buckets [holdBuckets]int64
+	Count   int64
 	// P50, P99 and Max are upper bounds: the end of the power-of-two
 	// bucket the quantile falls in.
 	P50, P99, Max time.Duration
@@ -56,15 +59,29 @@ type LockHolds struct {
 
 func (h *holdHistogram) summary() LockHolds {
 	var counts [holdBuckets]int64
-	var s LockHolds
 	for i := range counts {
 		counts[i] = h.counts[i].Load()
-		s.Count += counts[i]
 	}
-	s.Total = time.Duration(h.sumNs.Load())
+	return summarize(counts, time.Duration(h.sumNs.Load()))
+}
+
+func summarize(counts [holdBuckets]int64, total time.Duration) LockHolds {
+	s := LockHolds{Buckets: counts, Total: total}
+	for _, c := range counts {
+		s.Count += c
+	}
 	s.P50, s.P99 = quantile(counts[:], s.Count, 0.50), quantile(counts[:], s.Count, 0.99)
 	s.Max = quantile(counts[:], s.Count, 1)
 	return s
+}
+
+// Since summarizes the holds after prev, an earlier summary.
+func (s LockHolds) Since(prev LockHolds) LockHolds {
+	var counts [holdBuckets]int64
+	for i := range counts {
+		counts[i] = s.Buckets[i] - prev.Buckets[i]
+	}
+	return summarize(counts, s.Total-prev.Total)
 }
 
 func quantile(counts []int64, total int64, q float64) time.Duration {

@@ -46,3 +46,18 @@ func repeat(n int, d time.Duration) []time.Duration {
 	}
 	return out
 }
+
+func TestLockHoldsSince(t *testing.T) {
+	var h holdHistogram
+	for range 10 {
+		h.observe(time.Second)
+	}
+	before := h.summary()
+	for range 3 {
+		h.observe(3 * time.Microsecond)
+	}
+	s := h.summary().Since(before)
+	if s.Count != 3 || s.Max != 4*time.Microsecond || s.Total != 9*time.Microsecond {
+		t.Fatalf("since = %+v, want the 3 short holds only", s)
+	}
+}

@@ -39,6 +39,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	stopSending, sendDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(sendDone)
+		defer close(e.sendStopped)
 		e.sendLoop(stopSending)
 	}()
 
@@ -48,13 +49,16 @@ func (e *Engine) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			// Write what is pending before leadership is given up, after
-			// the last tick and the last publish, so that nothing they
-			// changed is left behind.
-			close(stopSending)
-			<-sendDone
+			// the last tick: that releases the pushes waiting for their
+			// NOTIFIED state, which the sender then publishes. A publish
+			// that fails puts its task back to QUEUED, which the second
+			// flush writes, so that the next leader pushes it.
 			<-flushDone
 			final, cancel := context.WithTimeout(context.Background(), writeTimeout)
 			defer cancel()
+			e.flush(final)
+			close(stopSending)
+			<-sendDone
 			e.flush(final)
 			return nil
 		case <-ticker.C:
@@ -96,6 +100,7 @@ func (e *Engine) sizes() (devices, campaigns int) {
 // outside the lock.
 func (e *Engine) tick() {
 	e.mu.Lock()
+	marks := e.durable.marks
 	now := e.now()
 	var out []outgoing
 	for _, c := range e.campaigns {
@@ -118,8 +123,11 @@ func (e *Engine) tick() {
 		}
 	}
 	e.stats.Pushed += int64(len(out))
+	seq := e.durable.take(marks)
 	e.unlock()
-	if len(out) > 0 {
+	// A push goes out once its NOTIFIED state is written: a device is never
+	// told to upgrade by a push a crash could forget (and push again).
+	if out = e.durable.hold(seq, out); len(out) > 0 {
 		// Publishing waits for PUBACKs; the sender does it so that the
 		// loop goes on with timeouts, waves and status meanwhile.
 		e.outbox <- out

@@ -18,15 +18,18 @@ const lastSeenResolution = 10 * time.Minute
 // handler. It blocks until the engine has rebuilt its state, so that
 // nothing a device reports is applied to a half-loaded fleet; the gateway's
 // bounded queue absorbs the wait. Replies to devices' requests are queued
-// for the sender.
-func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
+// for the sender. It returns a function that blocks until what the batch
+// changed is written (nil when it changed nothing): the gateway
+// acknowledges the messages only then.
+func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) (durable func(context.Context) error) {
 	select {
 	case <-e.readyCh:
 	case <-ctx.Done():
-		return
+		return nil
 	}
 	var replies []outgoing
 	e.mu.Lock()
+	marks := e.durable.marks
 	now := e.now()
 	for i := range msgs {
 		m := &msgs[i]
@@ -45,8 +48,12 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 			replies = append(replies, e.pending(pr, m))
 		}
 	}
+	seq := e.durable.take(marks)
+	// A reply may name a push whose NOTIFIED state is not written yet: it
+	// waits, as that push does, for everything applied so far.
+	replySeq := e.durable.seq
 	e.unlock()
-	if len(replies) > 0 {
+	if replies = e.durable.hold(replySeq, replies); len(replies) > 0 {
 		// The sender publishes them: waiting for PUBACKs here would stall
 		// the gateway's queue. A full outbox is backpressure.
 		select {
@@ -54,6 +61,7 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 		case <-ctx.Done():
 		}
 	}
+	return e.durableFunc(seq)
 }
 
 func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
@@ -126,6 +134,7 @@ func (e *Engine) register(pr *product, name string) *device {
 	s.devices = append(s.devices, d)
 	d.slice = s
 	s.dirty = true
+	e.durable.marks++
 	return d
 }
 

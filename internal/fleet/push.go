@@ -77,7 +77,7 @@ func (e *Engine) collectPushes(c *campaign, now time.Time, out []outgoing) []out
 		if t.wave > c.currentWave {
 			break
 		}
-		t.queued = false
+		t.queued, t.unsure = false, false
 		t.attempt++
 		t.pushes++
 		if t.pushes == 1 {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -25,11 +26,19 @@ func (e *Engine) rebuild(ctx context.Context) error {
 	if err := e.reader.List(ctx, &products); err != nil {
 		return fmt.Errorf("listing Products: %w", err)
 	}
-	slices.SortFunc(products.Items, func(a, b otav1.Product) int {
+	// The Product reconciler's decisions first; then, oldest first, the
+	// Products it has not decided on yet (a status lost in a restore):
+	// their slices must load now, or new slices would overwrite them.
+	slices.SortStableFunc(products.Items, func(a, b otav1.Product) int {
+		if oa, ob := ownsKey(&a), ownsKey(&b); oa != ob {
+			return map[bool]int{true: -1, false: 1}[oa]
+		}
 		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
 	})
 	for i := range products.Items {
-		e.SyncProduct(&products.Items[i])
+		if p := &products.Items[i]; p.DeletionTimestamp.IsZero() && !refused(p) {
+			e.SyncProduct(p)
+		}
 	}
 	e.mu.Lock()
 	defer e.unlock()
@@ -72,6 +81,18 @@ func (e *Engine) invalidRecord(kind string, s client.Object, why string) {
 	e.stats.InvalidRecords++
 	e.log.Error(nil, "Skipping an unreadable line of a slice", "kind", kind,
 		"slice", client.ObjectKeyFromObject(s), "error", why)
+}
+
+// ownsKey and refused read what the Product reconciler decided about p's
+// productKey: it alone decides (claims, then the oldest Product), and the
+// engine follows.
+func ownsKey(p *otav1.Product) bool {
+	return apimeta.IsStatusConditionTrue(p.Status.Conditions, otav1.ConditionReady)
+}
+
+func refused(p *otav1.Product) bool {
+	c := apimeta.FindStatusCondition(p.Status.Conditions, otav1.ConditionReady)
+	return c != nil && c.Reason == otav1.ReasonDuplicateProduct
 }
 
 // listAll pages through a list.
@@ -149,6 +170,9 @@ func (e *Engine) loadUpgradeSlice(s *otav1.UpgradeSlice) {
 			wave: rec.Wave, from: rec.FromVersion, reason: rec.Reason, message: rec.Message,
 			updated: rec.Updated, started: rec.Started * 1000, retryAt: rec.RetryAt * 1000, notified: rec.Updated * 1000,
 			pushes: rec.Pushes}
+		if t.state == otav1.TaskNotified {
+			t.unsure, t.notified = true, e.now().UnixMilli()
+		}
 		c.tasks[rec.Device] = t
 		us.tasks = append(us.tasks, t)
 		c.count("", t.state)

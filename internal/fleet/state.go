@@ -13,7 +13,7 @@ import (
 func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 	from := t.state
 	if from == to && from != "" {
-		t.slice.markDirty()
+		e.markTask(t)
 		return
 	}
 	c := t.c
@@ -29,7 +29,7 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 	}
 	t.state = to
 	t.updated = now.Unix()
-	t.slice.markDirty()
+	e.markTask(t)
 	if t.dev.task == t && !to.Active() {
 		t.dev.task = nil
 	}
@@ -63,12 +63,17 @@ func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.
 	e.finish(t, to, reason, msg, now)
 }
 
-func (s *upgradeSlice) markDirty() { s.dirty = true }
+// markTask marks the task's slice for writing.
+func (e *Engine) markTask(t *task) {
+	t.slice.dirty = true
+	e.durable.marks++
+}
 
 // markDevice marks the device's inventory slice for writing.
 func (e *Engine) markDevice(d *device) {
 	if d.slice != nil {
 		d.slice.dirty = true
+		e.durable.marks++
 	}
 }
 
@@ -97,7 +102,11 @@ func sliceName(base string, n int) string {
 func (e *Engine) unanswered(t *task, reconnected bool, now time.Time) {
 	c := t.c
 	since := time.Duration(now.UnixMilli()-t.notified) * time.Millisecond
-	switch rollout.SilentPush(t.pushes, c.spec.MaxPushes, since, e.opts.RepushAfter, c.spec.Timeout, reconnected) {
+	silence := c.spec.Timeout
+	if t.unsure && (silence == 0 || silence > e.opts.RebuiltRepushAfter) {
+		silence = e.opts.RebuiltRepushAfter
+	}
+	switch rollout.SilentPush(t.pushes, c.spec.MaxPushes, since, e.opts.RepushAfter, silence, reconnected) {
 	case rollout.Repush:
 		t.attempt-- // the same attempt, not a retry
 		e.setState(t, otav1.TaskQueued, now)

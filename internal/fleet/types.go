@@ -102,6 +102,8 @@ type task struct {
 	pushes int32
 	// queued: the task is in its campaign's push queue.
 	queued bool
+	// unsure: found NOTIFIED at start-up, so maybe never pushed.
+	unsure bool
 }
 
 func (t *task) record() otav1.DeviceTask {

@@ -19,18 +19,25 @@ import (
 // Handler receives decoded device messages. HandleBatch is called from one
 // goroutine at a time, in the order messages left the queue (which is not
 // necessarily the order devices sent them: the broker and paho may reorder).
-// The slice is reused after the call returns: copy what you keep. A message
-// is acknowledged to the broker once HandleBatch returns, so it should apply
-// the batch to in-memory state and return quickly.
+// The slice is reused after the call returns: copy what you keep.
+// HandleBatch should apply the batch to in-memory state and return quickly.
+// It returns nil when the batch may be acknowledged at once, or a function
+// that blocks until the batch's effect is durable: its messages are
+// acknowledged once it returned nil, meanwhile the gateway goes on with
+// the next batches.
 type Handler interface {
-	HandleBatch(ctx context.Context, msgs []protocol.Message)
+	HandleBatch(ctx context.Context, msgs []protocol.Message) (durable func(context.Context) error)
 }
 
-// HandlerFunc adapts a function to Handler.
+// HandlerFunc adapts a function to Handler; its batches are acknowledged
+// as soon as it returns.
 type HandlerFunc func(ctx context.Context, msgs []protocol.Message)
 
 // HandleBatch calls f.
-func (f HandlerFunc) HandleBatch(ctx context.Context, msgs []protocol.Message) { f(ctx, msgs) }
+func (f HandlerFunc) HandleBatch(ctx context.Context, msgs []protocol.Message) func(context.Context) error {
+	f(ctx, msgs)
+	return nil
+}
 
 // ConnectionState is a snapshot of the gateway's link to the broker.
 type ConnectionState struct {
@@ -157,7 +164,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.log.Store(&log)
 	log.Info("Connecting to the MQTT broker", "brokers", g.cfg.Brokers, "sharedGroup", g.cfg.SharedGroup)
 	g.client.Connect() // with ConnectRetry the token only completes once connected; onConnect does the rest
-	g.consume(ctx)
+	g.ingest(ctx)
 	close(g.done)
 	if g.StayFor != nil {
 		select {

@@ -85,7 +85,7 @@ func TestAckAfterHandler(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { g.consume(ctx); close(done) }()
+	go func() { g.ingest(ctx); close(done) }()
 	if n := <-entered; n != 3 {
 		t.Fatalf("first batch has %d messages, want all 3 queued", n)
 	}
@@ -97,17 +97,68 @@ func TestAckAfterHandler(t *testing.T) {
 	release <- struct{}{}
 	last := inform("d", 1)
 	g.onMessage(nil, last)
-	<-entered // the second batch proves the first was fully processed
-	for _, m := range msgs {
-		if m.acked.Load() != 1 {
-			t.Fatalf("message acked %d times after the handler returned, want 1", m.acked.Load())
-		}
-	}
+	<-entered
+	waitAcked(t, msgs...)
 	cancel()
 	release <- struct{}{}
 	<-done
 	if last.acked.Load() != 0 {
 		t.Fatal("a batch handled while stopping was acknowledged; the broker would not redeliver it")
+	}
+}
+
+// A batch whose effect is not durable yet is not acknowledged, while the
+// gateway goes on with the next batches; it is once durable returns.
+func TestAckOnlyOnceDurable(t *testing.T) {
+	entered, written := make(chan string, 10), make(chan struct{})
+	h := handlerWith(func(msgs []protocol.Message) func(context.Context) error {
+		entered <- msgs[0].DeviceName
+		if msgs[0].DeviceName != "a" {
+			return nil
+		}
+		return func(ctx context.Context) error {
+			select {
+			case <-written:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	})
+	g := newTestGateway(t, Config{BatchSize: 1}, h)
+	a, b := inform("a", 1), inform("b", 1)
+	g.onMessage(nil, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.ingest(ctx)
+	<-entered
+	g.onMessage(nil, b)
+	<-entered // the gateway handles the next batch meanwhile
+	if a.acked.Load() != 0 || b.acked.Load() != 0 {
+		t.Fatalf("acked a %d, b %d times before a's effect was durable; want 0 (acks stay in order)", a.acked.Load(), b.acked.Load())
+	}
+	close(written)
+	waitAcked(t, a, b)
+}
+
+// handlerWith adapts a function returning the durable wait to Handler.
+type handlerWith func(msgs []protocol.Message) func(context.Context) error
+
+func (h handlerWith) HandleBatch(_ context.Context, msgs []protocol.Message) func(context.Context) error {
+	return h(msgs)
+}
+
+// waitAcked polls until every message is acknowledged exactly once.
+func waitAcked(t *testing.T, msgs ...*fakeMessage) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, m := range msgs {
+		for m.acked.Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // polling interval
+		}
+		if n := m.acked.Load(); n != 1 {
+			t.Fatalf("message acked %d times, want 1", n)
+		}
 	}
 }
 
@@ -136,7 +187,7 @@ func TestQueueFullPolicy(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go g.consume(ctx)
+	go g.ingest(ctx)
 	<-returned
 	var names []string
 	for range 3 {
@@ -180,14 +231,14 @@ func TestHandlerPanicDoesNotStopDelivery(t *testing.T) {
 	g.onMessage(nil, boom)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go g.consume(ctx)
+	go g.ingest(ctx)
 	<-calls
 	g.onMessage(nil, ok)
 	<-calls
+	// A batch whose handler panicked must be acknowledged, or it would
+	// panic again on redelivery.
+	waitAcked(t, boom)
 	cancel()
-	if boom.acked.Load() != 1 {
-		t.Fatal("a batch whose handler panicked must be acknowledged, or it would panic again on redelivery")
-	}
 }
 
 var (

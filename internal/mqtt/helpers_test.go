@@ -29,7 +29,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 
-func (r *recorder) HandleBatch(ctx context.Context, msgs []protocol.Message) {
+func (r *recorder) HandleBatch(ctx context.Context, msgs []protocol.Message) func(context.Context) error {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, msgs...)
 	close(r.changed)
@@ -38,6 +38,7 @@ func (r *recorder) HandleBatch(ctx context.Context, msgs []protocol.Message) {
 	if r.onBatch != nil {
 		r.onBatch(ctx, msgs)
 	}
+	return nil
 }
 
 func (r *recorder) snapshot() ([]protocol.Message, chan struct{}) {

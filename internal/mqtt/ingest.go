@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -66,9 +67,51 @@ func (g *Gateway) reject(pm paho.Message, err error) {
 	}
 }
 
+// pendingBatches bounds the batches waiting for their effect to be
+// written; when they are full, consume waits, the queue fills, and
+// backpressure reaches the broker.
+const pendingBatches = 4096
+
+// pendingAcks are a batch's messages, acknowledged once durable returns.
+type pendingAcks struct {
+	acks    []paho.Message
+	durable func(context.Context) error
+}
+
+// ingest hands queued messages to the handler and acknowledges them once
+// durable, until ctx ends.
+func (g *Gateway) ingest(ctx context.Context) {
+	pending := make(chan pendingAcks, pendingBatches)
+	ackerDone := make(chan struct{})
+	go func() {
+		defer close(ackerDone)
+		g.ackWhenDurable(ctx, pending)
+	}()
+	g.consume(ctx, pending)
+	close(pending)
+	<-ackerDone
+}
+
+// ackWhenDurable acknowledges batches in order, each once its effect is
+// durable. On stop the rest stay unacknowledged: the broker delivers them
+// again to the next session.
+func (g *Gateway) ackWhenDurable(ctx context.Context, pending <-chan pendingAcks) {
+	for p := range pending {
+		if p.durable != nil {
+			if err := p.durable(ctx); err != nil {
+				continue // stopping: drain without acknowledging
+			}
+		}
+		for _, a := range p.acks {
+			a.Ack()
+		}
+		g.stats.handled.Add(uint64(len(p.acks)))
+	}
+}
+
 // consume hands queued messages to the handler in batches until ctx ends,
-// acknowledging each batch after the handler returned.
-func (g *Gateway) consume(ctx context.Context) {
+// and passes each batch on to be acknowledged once its effect is durable.
+func (g *Gateway) consume(ctx context.Context, pending chan<- pendingAcks) {
 	batch := make([]protocol.Message, 0, g.cfg.BatchSize)
 	acks := make([]paho.Message, 0, g.cfg.BatchSize)
 	for {
@@ -87,16 +130,17 @@ func (g *Gateway) consume(ctx context.Context) {
 				break fill
 			}
 		}
-		g.handle(ctx, batch)
+		durable := g.handle(ctx, batch)
 		if ctx.Err() != nil {
 			// The handler may have given up on the batch because we are
 			// stopping: leave it to the broker to deliver again.
 			return
 		}
-		for _, a := range acks {
-			a.Ack()
+		select {
+		case pending <- pendingAcks{acks: slices.Clone(acks), durable: durable}:
+		case <-ctx.Done():
+			return
 		}
-		g.stats.handled.Add(uint64(len(batch)))
 		clear(batch) // drop string references held by the reused arrays
 		clear(acks)
 		batch, acks = batch[:0], acks[:0]
@@ -106,14 +150,15 @@ func (g *Gateway) consume(ctx context.Context) {
 // handle calls the handler; a panic there is a bug in the operator, but it
 // must not stop device traffic for the whole fleet, so it is logged, counted
 // and the batch is acknowledged (redelivering it would panic again).
-func (g *Gateway) handle(ctx context.Context, batch []protocol.Message) {
+func (g *Gateway) handle(ctx context.Context, batch []protocol.Message) (durable func(context.Context) error) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.metrics.handlerPanics.Inc()
 			g.logger().Error(fmt.Errorf("panic: %v", r), "Device message handler panicked", "batchSize", len(batch))
+			durable = nil
 		}
 	}()
-	g.handler.HandleBatch(ctx, batch)
+	return g.handler.HandleBatch(ctx, batch)
 }
 
 // rateLog lets a few log lines through per second and counts the rest, so

@@ -20,6 +20,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
+	"github.com/otafleet/otafleet/internal/fleet"
 	"github.com/otafleet/otafleet/internal/lab"
 	"github.com/otafleet/otafleet/internal/operator"
 )
@@ -91,7 +92,7 @@ func rollout(b *testing.B, v variant) {
 
 	counters, err := newServerCounters(l.ControlPlane.Config, l.ControlPlane.Env.ControlPlane.Etcd.URL.String())
 	must(b, err)
-	before := l.Parts.Engine.Stats()
+	before, holdsBefore := l.Parts.Engine.Stats(), l.Parts.Engine.LockHolds()
 	gwBefore := l.Parts.Gateway.Stats()
 	serverBefore, err := counters.read(ctx)
 	must(b, err)
@@ -124,6 +125,7 @@ func rollout(b *testing.B, v variant) {
 		}
 	}))
 	elapsed := time.Since(start)
+	holds := l.Parts.Engine.LockHolds().Since(holdsBefore)
 	b.StopTimer()
 	stopProfile()
 	stopHeap()
@@ -134,7 +136,7 @@ func rollout(b *testing.B, v variant) {
 	serverAfter, err := counters.read(ctx)
 	must(b, err)
 
-	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base, liveHeap: mid,
+	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base, liveHeap: mid, holds: holds,
 		writes: float64(after.Writes - before.Writes),
 		mqtt:   float64(gwAfter.Received - gwBefore.Received + gwAfter.Published - gwBefore.Published)}
 	r.apiWrites, r.apiByResource = apiWrites(serverBefore.api, serverAfter.api)
@@ -150,6 +152,10 @@ func rollout(b *testing.B, v variant) {
 	sim.stop()
 	stopLab()
 
+	if os.Getenv("BENCH_FLOORS") == "off" {
+		r.print(b)
+		return
+	}
 	// The floors, on the same machine with nothing else running.
 	r.brokerTime, r.brokerMessages = brokerAlone(b, n, queue, mosquitto)
 	r.rawRate = rawPublish(b, min(4*n, 200000), queue, mosquitto)
@@ -174,6 +180,7 @@ type report struct {
 	engineLag50, engineLag99 time.Duration
 	deviceLag50, deviceLag99 time.Duration
 	deviceLag                bool
+	holds                    fleet.LockHolds
 	brokerTime, apiTime      time.Duration
 	storageTime              time.Duration
 	stopTime, resyncTime     time.Duration
@@ -204,26 +211,39 @@ func (r *report) print(b *testing.B) {
 	fmt.Fprintf(&w, "  MQTT messages at the operator           %.0f (%.0f/s)\n", r.mqtt, r.mqtt/secs)
 	fmt.Fprintf(&w, "  status lag, device's inform -> status   %s\n", devLag)
 	fmt.Fprintf(&w, "  status lag, engine applied -> status    p50 %s, p99 %s\n", r.engineLag50.Round(time.Millisecond), r.engineLag99.Round(time.Millisecond))
+	fmt.Fprintf(&w, "  engine lock held                        %d times, p50 < %s, p99 < %s, max < %s, %s in all\n",
+		r.holds.Count, r.holds.P50, r.holds.P99, r.holds.Max, r.holds.Total.Round(time.Millisecond))
 	fmt.Fprintf(&w, "  heap (%s)%s peak %d MiB, live halfway %d MiB, before the devices %d MiB:\n",
 		heapOf, strings.Repeat(" ", max(1, 30-len(heapOf))), r.heap>>20, r.liveHeap>>20, r.baseHeap>>20)
 	fmt.Fprintf(&w, "                                          %.0f B per tracked device live, %.0f B at the peak\n",
 		perDevice(r.liveHeap, r.baseHeap, n), perDevice(r.heap, r.baseHeap, n))
 	fmt.Fprintf(&w, "  failover: old manager stopped in %s; new one rebuilt %d devices and the batch from the slices in %s\n",
 		r.stopTime.Round(time.Millisecond), r.n, r.resyncTime.Round(time.Millisecond))
-	fmt.Fprintf(&w, "  floor: broker + simulator alone         %s (%d messages, %.0f/s)\n", r.brokerTime.Round(time.Millisecond), r.brokerMessages, float64(r.brokerMessages)/r.brokerTime.Seconds())
-	fmt.Fprintf(&w, "  floor: API server alone, same writes    %s\n", r.apiTime.Round(time.Millisecond))
-	if r.downloads {
-		fmt.Fprintf(&w, "  floor: MinIO alone, same downloads      %s (%.0f GETs/s through fresh pre-signed URLs)\n",
-			r.storageTime.Round(time.Millisecond), n/r.storageTime.Seconds())
+	if floor > 0 {
+		r.printFloors(&w, floor)
+	} else {
+		fmt.Fprintf(&w, "  floors                                  not measured (BENCH_FLOORS=off)\n")
 	}
-	fmt.Fprintf(&w, "  broker raw publish rate                 %.0f messages/s (QoS 1, 300 B, 64 in flight)\n", r.rawRate)
-	fmt.Fprintf(&w, "  rollout / max(floors)                   %.2f\n", secs/floor.Seconds())
 	fmt.Print(w.String())
 	b.ReportMetric(n/secs, "devices/s")
 	b.ReportMetric(r.apiWrites/n, "api-writes/device")
 	b.ReportMetric(r.walBytes/n, "wal-B/device")
 	b.ReportMetric(perDevice(r.liveHeap, r.baseHeap, n), "live-heap-B/device")
-	b.ReportMetric(secs/floor.Seconds(), "x-floor")
+	if floor > 0 {
+		b.ReportMetric(secs/floor.Seconds(), "x-floor")
+	}
+}
+
+func (r *report) printFloors(w *strings.Builder, floor time.Duration) {
+	n, secs := float64(r.n), r.elapsed.Seconds()
+	fmt.Fprintf(w, "  floor: broker + simulator alone         %s (%d messages, %.0f/s)\n", r.brokerTime.Round(time.Millisecond), r.brokerMessages, float64(r.brokerMessages)/r.brokerTime.Seconds())
+	fmt.Fprintf(w, "  floor: API server alone, same writes    %s\n", r.apiTime.Round(time.Millisecond))
+	if r.downloads {
+		fmt.Fprintf(w, "  floor: MinIO alone, same downloads      %s (%.0f GETs/s through fresh pre-signed URLs)\n",
+			r.storageTime.Round(time.Millisecond), n/r.storageTime.Seconds())
+	}
+	fmt.Fprintf(w, "  broker raw publish rate                 %.0f messages/s (QoS 1, 300 B, 64 in flight)\n", r.rawRate)
+	fmt.Fprintf(w, "  rollout / max(floors)                   %.2f\n", secs/floor.Seconds())
 }
 
 // profile writes a CPU profile of the rollout (not of the floors) to

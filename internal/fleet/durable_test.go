@@ -1,0 +1,96 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/protocol"
+)
+
+// recordedState reads a device's task state in a campaign from the
+// UpgradeSlices on the API server, "" when none records it.
+func recordedState(t *testing.T, ns, campaign, device string) otav1.TaskState {
+	t.Helper()
+	var list otav1.UpgradeSliceList
+	if err := cp.Client.List(context.Background(), &list, client.InNamespace(ns),
+		client.MatchingLabels{otav1.LabelCampaign: campaign}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list.Items {
+		for _, tk := range s.Tasks {
+			if tk.Device == device {
+				return tk.State
+			}
+		}
+	}
+	return ""
+}
+
+// A push reaches a device only once its NOTIFIED state is on the API
+// server: a crash right after the push cannot forget it and push again.
+func TestPushOnlyOnceNotifiedIsWritten(t *testing.T) {
+	v := newEnv(t)
+	devs := names("d", 20)
+	v.devices(ignores, v1, devs...)
+	var mu sync.Mutex
+	seen := map[string]otav1.TaskState{}
+	v.sim.mu.Lock()
+	v.sim.onPush = func(dn string) {
+		st := recordedState(t, v.ns, "b", dn)
+		mu.Lock()
+		seen[dn] = st
+		mu.Unlock()
+	}
+	v.sim.mu.Unlock()
+	v.upsert(v.spec("b", "default", "2.0.0"))
+	v.waitFor("b", "all pushed", func(s Status) bool { return s.Counts.Notified == 20 })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == len(devs) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, dn := range devs {
+		if seen[dn] != otav1.TaskNotified {
+			t.Errorf("device %s was pushed while the API server recorded its task as %q, want NOTIFIED", dn, seen[dn])
+		}
+	}
+}
+
+// A device's report is acknowledged (the durable function returns) only
+// once what it changed is on the API server.
+func TestReportDurableOnlyOnceWritten(t *testing.T) {
+	v := newEnv(t)
+	v.devices(ignores, v1, "a", "b")
+	v.upsert(v.spec("b", "default", "2.0.0"))
+	v.waitFor("b", "pushed", func(s Status) bool { return s.Counts.Notified == 2 })
+	durable := v.e.HandleBatch(context.Background(), []protocol.Message{
+		{Kind: protocol.KindInform, ProductKey: v.pk, DeviceName: "a", Module: "default", Version: "2.0.0"}})
+	if durable == nil {
+		t.Fatal("an inform that ended a task needs no write, says HandleBatch")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := durable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := recordedState(t, v.ns, "b", "a"); st != otav1.TaskSucceeded {
+		t.Fatalf("durable returned while the API server records %q for the device, want SUCCEEDED", st)
+	}
+	// The same report again changes nothing: nothing to wait for.
+	if again := v.e.HandleBatch(context.Background(), []protocol.Message{
+		{Kind: protocol.KindInform, ProductKey: v.pk, DeviceName: "a", Module: "default", Version: "2.0.0"}}); again != nil {
+		t.Error("a repeated inform that changed nothing waits for a write")
+	}
+}
