@@ -19,14 +19,19 @@
 // # Acknowledgement and backpressure
 //
 // Automatic acknowledgement is off. A QoS 1 message is acknowledged only
-// after Handler.HandleBatch has returned for the batch holding it, that is,
-// once the operator has taken it. A message still queued when the gateway
-// stops, or in a batch whose HandleBatch returns after the gateway's context
-// ended, is not acknowledged: the broker delivers it again to the next
-// session (the handler must tolerate duplicates, which QoS 1 implies anyway). Making the effect durable (writing slices) is the
-// handler's business; device reports are repeated (informs on every
-// connect, progress every few seconds), so the small window between taking a
-// message and persisting its effect is recoverable.
+// once its effect is durable: Handler.HandleBatch returns, for the batch
+// holding it, a function that blocks until what the batch changed is
+// written (the engine's slices), and a separate goroutine acknowledges the
+// batches in order as they become durable while the gateway goes on with
+// the next ones (at most pendingBatches waiting). A batch that changed
+// nothing is acknowledged at once. A message still queued or waiting when
+// the gateway stops, or in a batch whose HandleBatch returns after the
+// gateway's context ended, is not acknowledged: the broker delivers it
+// again to the next session (the handler must tolerate duplicates, which
+// QoS 1 implies anyway). So a crash at any instant loses no report the
+// operator acknowledged. The messages waiting count against the broker's
+// in-flight window for the session; docs/brokers.md says how large it must
+// be.
 //
 // Messages pass through a bounded queue (QueueSize). paho calls the message
 // handler on its own goroutine per message (OrderMatters false), so a full

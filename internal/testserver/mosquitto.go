@@ -78,7 +78,8 @@ func startMosquitto(ctx context.Context, bin string, opts MosquittoOptions) (*Mo
 	}
 	// Queue limits are raised because the gateway receives a whole fleet's
 	// reports on one session; the defaults (1000 queued, 20 in flight) are
-	// sized for small devices, not for a backend subscriber.
+	// sized for small devices, not for a backend subscriber, which holds
+	// each report unacknowledged until it is written (docs/brokers.md).
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 allow_anonymous true
 persistence false
@@ -86,7 +87,7 @@ log_dest stderr
 log_type error
 log_type warning
 max_queued_messages 1000000
-max_inflight_messages 1000
+max_inflight_messages 20000
 `, port)
 	confPath := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
