@@ -12,10 +12,13 @@ KUSTOMIZE_VERSION ?= v5.7.1
 # promtool's version is the one of github.com/prometheus/prometheus in
 # go.mod, whose PromQL parser checks the dashboard in test/monitoring.
 PROMTOOL_VERSION ?= v0.315.1
+# helm lints and renders charts/otafleet in test-chart.
+HELM_VERSION ?= v3.22.0
 
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
 PROMTOOL := $(LOCALBIN)/promtool
+HELM := $(LOCALBIN)/helm
 
 # Tests of separate packages run in parallel; each starts its own servers.
 GOTEST_FLAGS ?= -race -timeout 30m
@@ -68,8 +71,9 @@ test-env: ## Build (once) the real servers tests use: kube-apiserver, etcd, MinI
 	hack/ensure-chromium.sh >/dev/null
 
 .PHONY: test
-test: test-env vet test-rules ## Run all tests against real servers (envtest, MinIO, MQTT brokers, Chromium).
-	eval "$$(hack/setup-test-env.sh all)" && eval "$$(hack/ensure-chromium.sh)" && go test $(GOTEST_FLAGS) ./...
+test: test-env vet test-rules test-chart ## Run all tests against real servers (envtest, MinIO, MQTT brokers, Chromium).
+	eval "$$(hack/setup-test-env.sh all)" && eval "$$(hack/ensure-chromium.sh)" && \
+		go test $(GOTEST_FLAGS) $$(go list ./... | grep -v '/test/chart$$')
 
 .PHONY: test-rules
 test-rules: promtool ## Check the Prometheus alert rules and run their unit tests with promtool.
@@ -78,6 +82,12 @@ test-rules: promtool ## Check the Prometheus alert rules and run their unit test
 	cp config/prometheus/rules_test.yaml "$$tmp/"; \
 	$(PROMTOOL) check rules "$$tmp/otafleet.rules.yaml"; \
 	$(PROMTOOL) test rules "$$tmp/rules_test.yaml"
+
+.PHONY: test-chart
+test-chart: helm ## Lint and render the Helm chart, then compare it with config/ and dry-run apply it to a real API server (test/chart).
+	$(HELM) lint --strict charts/otafleet
+	$(HELM) template otafleet charts/otafleet --namespace otafleet-system --include-crds >/dev/null
+	eval "$$(hack/setup-test-env.sh all)" && HELM_BIN=$(HELM) go test $(GOTEST_FLAGS) ./test/chart/
 
 .PHONY: test-e2e
 test-e2e: test-env ## Run the end-to-end tests only.
@@ -169,3 +179,7 @@ golangci-lint: $(LOCALBIN)
 .PHONY: promtool
 promtool: $(LOCALBIN)
 	$(call go-tool-in-module,$(PROMTOOL),github.com/prometheus/prometheus,cmd/promtool,$(PROMTOOL_VERSION))
+
+.PHONY: helm
+helm: $(LOCALBIN)
+	$(call go-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))

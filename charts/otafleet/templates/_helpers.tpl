@@ -15,3 +15,14 @@ app.kubernetes.io/name: otafleet
 app.kubernetes.io/instance: {{ .Release.Name }}
 control-plane: controller-manager
 {{- end -}}
+
+{{- define "otafleet.downloadLabels" -}}
+{{ include "otafleet.labels" . }}
+app.kubernetes.io/component: download
+{{- end -}}
+
+{{- define "otafleet.downloadSelector" -}}
+app.kubernetes.io/name: otafleet
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: download
+{{- end -}}
