@@ -12,7 +12,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,19 +26,16 @@ import (
 	"github.com/otafleet/otafleet/internal/fleet"
 )
 
-// DefaultInventoryInterval is how long the Product controller lets slice
-// changes pile up before it recomputes a product's inventory.
+// DefaultInventoryInterval is how often the Product controller copies a
+// product's inventory from the engine into its status.
 const DefaultInventoryInterval = 10 * time.Second
 
 // Field indexes of the Product controller, named apart from other
 // controllers' indexes.
-const (
-	productKeyIndex = "product-controller.spec.productKey"
-	sliceKeyIndex   = "product-controller.productKey"
-)
+const productKeyIndex = "product-controller.spec.productKey"
 
-// ProductReconciler gives each productKey to one Product and summarizes
-// the Product's device inventory from its DeviceSlices.
+// ProductReconciler gives each productKey to one Product and writes the
+// Product's device inventory, which the engine counts, into its status.
 type ProductReconciler struct {
 	client.Client
 	// APIReader reads claims the cache may not have seen yet, after a
@@ -50,9 +46,9 @@ type ProductReconciler struct {
 	Engine *fleet.Engine
 	// Recorder emits events when a Product loses or gains its productKey.
 	Recorder events.EventRecorder
-	// InventoryInterval bounds how often slice changes recompute the
-	// inventory: the engine writes slices continuously during a rollout,
-	// and one pass reads every device of the product.
+	// InventoryInterval is how often the inventory in status is brought
+	// up to date: a status write per device report would cost the API
+	// server as much as the reports.
 	InventoryInterval time.Duration
 }
 
@@ -80,9 +76,6 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		mgr.GetFieldIndexer().IndexField(ctx, &otav1.Product{}, productKeyIndex, func(o client.Object) []string {
 			return []string{o.(*otav1.Product).Spec.ProductKey}
 		}),
-		mgr.GetFieldIndexer().IndexField(ctx, &otav1.DeviceSlice{}, sliceKeyIndex, func(o client.Object) []string {
-			return []string{o.(*otav1.DeviceSlice).ProductKey}
-		}),
 	); err != nil {
 		return err
 	}
@@ -98,7 +91,6 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				UpdateFunc:  func(event.UpdateEvent) bool { return false },
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
-		Watches(&otav1.DeviceSlice{}, r.delayedSliceHandler()).
 		Named("product").
 		Complete(r)
 }
@@ -142,12 +134,8 @@ func (r *ProductReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ 
 		// reconcile takes it out.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	inv, err := r.inventory(ctx, p)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	r.markOwner(p, inv)
-	return ctrl.Result{}, nil
+	r.markOwner(p, r.inventory(p))
+	return ctrl.Result{RequeueAfter: r.InventoryInterval}, nil
 }
 
 // keyOwner returns the Product among list that owns their productKey: the
@@ -211,16 +199,15 @@ func setProductConditions(p *otav1.Product, ready metav1.ConditionStatus, reason
 		Status: metav1.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: p.Generation})
 }
 
-// inventory reads the Product's slices from the cache without copying
-// them: one pass may cover a million devices.
-func (r *ProductReconciler) inventory(ctx context.Context, p *otav1.Product) (inventory, error) {
-	var list otav1.DeviceSliceList
-	err := r.List(ctx, &list, client.InNamespace(p.Namespace),
-		client.MatchingFields{sliceKeyIndex: p.Spec.ProductKey}, client.UnsafeDisableDeepCopy)
-	if err != nil {
-		return inventory{}, err
+// inventory is the engine's count of the product's devices; while the
+// engine is still loading, the status keeps what it said.
+func (r *ProductReconciler) inventory(p *otav1.Product) inventory {
+	if r.Engine != nil {
+		if fi, ok := r.Engine.Inventory(p.Spec.ProductKey); ok {
+			return summarizeInventory(fi, p.Spec.Modules)
+		}
 	}
-	return summarizeInventory(list.Items, p.Spec.Modules), nil
+	return inventory{devices: p.Status.Devices, slices: p.Status.Slices, modules: p.Status.Modules}
 }
 
 // patchStatus writes a changed status, guarded by the resourceVersion it
@@ -252,35 +239,4 @@ func (r *ProductReconciler) productsWithSameKey(ctx context.Context, o client.Ob
 		}
 	}
 	return reqs
-}
-
-// delayedSliceHandler enqueues a slice's Products after InventoryInterval.
-// The delaying queue keeps the earliest time for a key, so a stream of
-// slice writes costs one inventory pass per interval, not one per write.
-func (r *ProductReconciler) delayedSliceHandler() handler.EventHandler {
-	enqueue := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		slice, ok := o.(*otav1.DeviceSlice)
-		if !ok {
-			return
-		}
-		var list otav1.ProductList
-		if err := r.List(ctx, &list, client.InNamespace(slice.Namespace),
-			client.MatchingFields{productKeyIndex: slice.ProductKey}); err != nil {
-			return
-		}
-		for i := range list.Items {
-			q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}, r.InventoryInterval)
-		}
-	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, e.Object, q)
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, e.ObjectNew, q)
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, e.Object, q)
-		},
-	}
 }

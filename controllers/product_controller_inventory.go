@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/fleet"
 )
 
 // Bounds of ProductStatus.Modules, as the API validates them.
@@ -22,30 +23,13 @@ type inventory struct {
 	modules []otav1.ModuleVersions
 }
 
-// summarizeInventory counts devices and module versions over a product's
-// slices. Declared modules and "default" come first so that they are kept
+// summarizeInventory turns the engine's counts into what the status
+// shows. Declared modules and "default" come first so that they are kept
 // when devices report more modules than the status may list.
-func summarizeInventory(items []otav1.DeviceSlice, declared []string) inventory {
-	counts := map[string]map[string]int64{}
-	var inv inventory
-	for i := range items {
-		inv.slices++
-		for _, d := range items[i].Devices {
-			if d.Invalid != "" {
-				continue // the engine logs and skips such a line too
-			}
-			inv.devices++
-			for _, mv := range d.Modules {
-				m := mv.Module
-				if counts[m] == nil {
-					counts[m] = map[string]int64{}
-				}
-				counts[m][mv.Version]++
-			}
-		}
-	}
-	for _, m := range orderModules(counts, declared) {
-		inv.modules = append(inv.modules, otav1.ModuleVersions{Module: m, Versions: topVersions(counts[m])})
+func summarizeInventory(fi fleet.Inventory, declared []string) inventory {
+	inv := inventory{devices: fi.Devices, slices: fi.Slices}
+	for _, m := range orderModules(fi.Versions, declared) {
+		inv.modules = append(inv.modules, otav1.ModuleVersions{Module: m, Versions: topVersions(fi.Versions[m])})
 	}
 	return inv
 }

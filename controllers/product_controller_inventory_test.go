@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/fleet"
 )
 
 func TestTopVersions(t *testing.T) {
@@ -48,12 +49,11 @@ func TestTopVersions(t *testing.T) {
 }
 
 func TestSummarizeInventoryModuleOrder(t *testing.T) {
-	var devices []otav1.DeviceRecord
+	counts := map[string]map[string]int64{"wifi": {"1": 1}, "mcu": {"1": 1}, "default": {"1": 1}}
 	for i := range 20 {
-		devices = append(devices, device(fmt.Sprint("d", i), fmt.Sprintf("extra%02d", i), "1"))
+		counts[fmt.Sprintf("extra%02d", i)] = map[string]int64{"1": 1}
 	}
-	devices = append(devices, device("w", "wifi", "1", "mcu", "1", "default", "1"))
-	inv := summarizeInventory([]otav1.DeviceSlice{{Devices: devices}}, []string{"wifi", "mcu"})
+	inv := summarizeInventory(fleet.Inventory{Devices: 21, Slices: 1, Versions: counts}, []string{"wifi", "mcu"})
 	if inv.devices != 21 || inv.slices != 1 {
 		t.Errorf("devices %d slices %d, want 21 and 1", inv.devices, inv.slices)
 	}

@@ -164,7 +164,8 @@ func (e *Engine) SyncProduct(p *otav1.Product) bool {
 	pr := e.products[p.Spec.ProductKey]
 	isNew := pr == nil
 	if isNew {
-		pr = &product{key: p.Spec.ProductKey, devices: map[string]*device{}, campaigns: map[*campaign]struct{}{}}
+		pr = &product{key: p.Spec.ProductKey, devices: map[string]*device{}, campaigns: map[*campaign]struct{}{},
+			versions: versionCounts{}}
 		e.products[pr.key] = pr
 	}
 	pr.namespace, pr.name, pr.uid = p.Namespace, p.Name, p.UID

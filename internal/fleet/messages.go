@@ -71,7 +71,7 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	if isNew {
 		d = e.register(pr, m.DeviceName)
 	}
-	changed := d.setVersion(m.Module, m.Version)
+	changed := d.setVersion(pr, m.Module, m.Version)
 	if changed || now.Unix()-d.lastSeen >= int64(lastSeenResolution/time.Second) {
 		d.lastSeen = now.Unix()
 		e.markDevice(d)

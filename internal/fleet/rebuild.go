@@ -129,6 +129,9 @@ func (e *Engine) loadDeviceSlice(s *otav1.DeviceSlice, mirrors map[*device]otav1
 		}
 		d := &device{name: rec.Name, slice: ds, modules: rec.Modules, lastSeen: rec.LastSeen}
 		pr.devices[rec.Name] = d
+		for _, mv := range rec.Modules {
+			pr.versions.add(mv.Module, mv.Version, 1)
+		}
 		ds.devices = append(ds.devices, d)
 		if rec.Lock != nil {
 			mirrors[d] = *rec.Lock

@@ -20,6 +20,8 @@ type product struct {
 	// campaigns of this product, for dynamic selection and lookups.
 	campaigns map[*campaign]struct{}
 	nextSlice int
+	// versions counts the devices by module and version.
+	versions versionCounts
 }
 
 // device is one device of a product. Kept small: there are 10^5..10^6.
@@ -41,18 +43,22 @@ func (d *device) version(module string) (string, bool) {
 	return "", false
 }
 
-// setVersion records a module version and reports whether it changed.
-func (d *device) setVersion(module, version string) bool {
+// setVersion records a module version, keeps the product's counts, and
+// reports whether it changed.
+func (d *device) setVersion(pr *product, module, version string) bool {
 	for i := range d.modules {
 		if d.modules[i].Module == module {
 			if d.modules[i].Version == version {
 				return false
 			}
+			pr.versions.add(module, d.modules[i].Version, -1)
 			d.modules[i].Version = strings.Clone(version)
+			pr.versions.add(module, version, 1)
 			return true
 		}
 	}
 	d.modules = append(d.modules, otav1.ModuleVersion{Module: strings.Clone(module), Version: strings.Clone(version)})
+	pr.versions.add(module, version, 1)
 	return true
 }
 

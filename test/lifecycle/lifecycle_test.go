@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -212,5 +213,38 @@ func TestProductDeletionCancelsCampaigns(t *testing.T) {
 			t.Fatalf("devices held by two campaigns: %v", twice)
 		}
 		return len(h) == len(devices), fmt.Sprintf("holders %v", h)
+	})
+}
+
+// The Product's status shows the version distribution the engine counts
+// as devices inform, within the inventory interval.
+func TestProductVersionDistribution(t *testing.T) {
+	ns := newNamespace(t, "inventory-")
+	key := "inv-" + ns[len(ns)-5:]
+	p := product(t, ns, key, []string{"d1", "d2", "d3"})
+	inform := func(device, module, version string) {
+		suite.engine.HandleBatch(t.Context(), []protocol.Message{{Kind: protocol.KindInform, ProductKey: key,
+			DeviceName: device, Module: module, Version: version}})
+	}
+	inform("d1", "mcu", "m-1")
+	inform("d3", protocol.DefaultModule, "1.1.0")
+	want := []otav1.ModuleVersions{
+		{Module: "default", Versions: []otav1.VersionCount{{Version: "1.0.0", Devices: 2}, {Version: "1.1.0", Devices: 1}}},
+		{Module: "mcu", Versions: []otav1.VersionCount{{Version: "m-1", Devices: 1}}},
+	}
+	waitInventory(t, p, 3, want)
+	inform("d2", protocol.DefaultModule, "1.1.0")
+	want[0].Versions = []otav1.VersionCount{{Version: "1.1.0", Devices: 2}, {Version: "1.0.0", Devices: 1}}
+	waitInventory(t, p, 3, want)
+}
+
+func waitInventory(t *testing.T, p *otav1.Product, devices int64, modules []otav1.ModuleVersions) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		got := &otav1.Product{}
+		_ = suite.cp.Client.Get(t.Context(), client.ObjectKeyFromObject(p), got)
+		st := got.Status
+		ok := st.Devices == devices && st.Slices == 1 && reflect.DeepEqual(st.Modules, modules)
+		return ok, fmt.Sprintf("devices %d slices %d modules %+v", st.Devices, st.Slices, st.Modules)
 	})
 }
