@@ -263,6 +263,9 @@ func (c *Config) isDeviceName(name string) bool {
 	return err == nil && i >= 0 && i < c.Devices && c.deviceName(i) == name
 }
 
+// DeviceName is the name of device i, for lists of the fleet's devices.
+func (c *Config) DeviceName(i int) string { return c.deviceName(i) }
+
 // deviceName is the name of device i: prefix plus the index, zero-padded
 // to at least six digits so that names sort in index order.
 func (c *Config) deviceName(i int) string {

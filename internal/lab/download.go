@@ -95,3 +95,7 @@ func hostsClient(hosts map[string]string) *http.Client {
 	}
 	return &http.Client{Transport: t, Timeout: 5 * time.Minute}
 }
+
+// Bucket is the bucket the lab's manager keeps images in; a namespace may
+// keep device lists under its own prefix there.
+func (l *Lab) Bucket() string { return labBucket }

@@ -5,6 +5,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -41,12 +42,17 @@ type variant struct {
 	// separate runs Mosquitto and the simulator as their own processes, so
 	// that this process's heap is the operator's alone.
 	separate bool
+	// list selects the devices by a list of every name kept in object
+	// storage (a List scope), instead of scope All: the engine then holds
+	// the campaign's set of names, which a status read must not rebuild.
+	list bool
 }
 
 var variants = []variant{
 	{name: "instant"},
 	{name: "downloads", downloads: true},
 	{name: "separate", separate: true},
+	{name: "list", list: true},
 }
 
 // BenchmarkRollout runs one static rollout per variant (BENCH_RUNS, a
@@ -85,6 +91,9 @@ func rollout(b *testing.B, v variant) {
 	fw := &otav1.Firmware{ObjectMeta: lab.ObjectMeta(ns, "fw"), Spec: otav1.FirmwareSpec{Product: "p", Version: "2.0.0",
 		VerificationRequired: ptr.To(false)}}
 	must(b, l.PushFirmware(ctx, fw, make([]byte, 4096)))
+	if v.list {
+		must(b, putDeviceList(ctx, l, ns+"/devices.txt", "dev-", n))
+	}
 	// Let the inventory writes of the boot settle so they are not counted.
 	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) { return l.Parts.Engine.Stats().Informs >= int64(n), nil }))
 	l.Parts.Engine.Flush(ctx)
@@ -103,6 +112,10 @@ func rollout(b *testing.B, v variant) {
 	b.ResetTimer()
 	start := time.Now()
 	ub := &otav1.UpgradeBatch{ObjectMeta: lab.ObjectMeta(ns, "ub"), Spec: otav1.UpgradeBatchSpec{Firmware: fw.Name}}
+	if v.list {
+		ub.Spec.Scope = otav1.Scope{Type: otav1.ScopeList, DevicesFrom: &otav1.DeviceListSource{
+			Object: &otav1.ObjectSource{Key: ns + "/devices.txt"}}}
+	}
 	must(b, c.Create(ctx, ub))
 	sources := []func() int64{func() int64 { return l.Parts.Engine.Stats().Succeeded }}
 	if up, ok := sim.upgraded(); ok {
@@ -296,4 +309,15 @@ func must(b *testing.B, err error) {
 // stage prints a progress line, so a slow run shows where it is.
 func stage(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// putDeviceList stores the names of n simulated devices, one a line.
+func putDeviceList(ctx context.Context, l *lab.Lab, key, prefix string, n int) error {
+	var buf bytes.Buffer
+	cfg := devicesim.Config{Devices: n, NamePrefix: prefix}
+	for i := range n {
+		buf.WriteString(cfg.DeviceName(i) + "\n")
+	}
+	_, err := l.Parts.Store.Put(ctx, l.Bucket(), key, &buf, int64(buf.Len()), "")
+	return err
 }
