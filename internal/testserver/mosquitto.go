@@ -199,3 +199,6 @@ func (t *tailBufferMQ) String() string {
 	defer t.mu.Unlock()
 	return string(t.buf)
 }
+
+// Pid is the broker process's ID, for measuring what it costs.
+func (m *Mosquitto) Pid() int { return m.cmd.Process.Pid }

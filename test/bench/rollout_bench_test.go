@@ -106,6 +106,15 @@ func rollout(b *testing.B, v variant) {
 	serverBefore, err := counters.read(ctx)
 	must(b, err)
 
+	cpu := newCPUMeter()
+	cpu.add(processLabel(v, mosquitto), 0)
+	if sim.cmd != nil {
+		cpu.add("simulator", sim.cmd.Process.Pid)
+	}
+	if l.Mosquitto != nil {
+		cpu.add("broker", l.Mosquitto.Pid())
+	}
+	cpu.begin()
 	var peak atomic.Uint64
 	stopHeap := sampleHeap(&peak)
 	stopProfile := profile(b, v.name)
@@ -139,6 +148,7 @@ func rollout(b *testing.B, v variant) {
 	}))
 	elapsed := time.Since(start)
 	holds := l.Parts.Engine.LockHolds().Since(holdsBefore)
+	cpuUsed := cpu.used()
 	b.StopTimer()
 	stopProfile()
 	stopHeap()
@@ -149,7 +159,7 @@ func rollout(b *testing.B, v variant) {
 	serverAfter, err := counters.read(ctx)
 	must(b, err)
 
-	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base, liveHeap: mid, holds: holds,
+	r := report{variant: v, n: n, mosquitto: mosquitto, elapsed: elapsed, heap: peak.Load(), baseHeap: base, liveHeap: mid, holds: holds, cpu: cpuUsed, cpuOrder: cpu.names,
 		writes: float64(after.Writes - before.Writes),
 		mqtt:   float64(gwAfter.Received - gwBefore.Received + gwAfter.Published - gwBefore.Published)}
 	r.apiWrites, r.apiByResource = apiWrites(serverBefore.api, serverAfter.api)
@@ -194,6 +204,8 @@ type report struct {
 	deviceLag50, deviceLag99 time.Duration
 	deviceLag                bool
 	holds                    fleet.LockHolds
+	cpu                      map[string]time.Duration
+	cpuOrder                 []string
 	brokerTime, apiTime      time.Duration
 	storageTime              time.Duration
 	stopTime, resyncTime     time.Duration
@@ -224,6 +236,11 @@ func (r *report) print(b *testing.B) {
 	fmt.Fprintf(&w, "  MQTT messages at the operator           %.0f (%.0f/s)\n", r.mqtt, r.mqtt/secs)
 	fmt.Fprintf(&w, "  status lag, device's inform -> status   %s\n", devLag)
 	fmt.Fprintf(&w, "  status lag, engine applied -> status    p50 %s, p99 %s\n", r.engineLag50.Round(time.Millisecond), r.engineLag99.Round(time.Millisecond))
+	for _, name := range r.cpuOrder {
+		used := r.cpu[name]
+		fmt.Fprintf(&w, "  CPU, %-33s %s, %.0f ms per 1,000 upgrades\n", name, used.Round(10*time.Millisecond),
+			float64(used.Milliseconds())*1000/n)
+	}
 	fmt.Fprintf(&w, "  engine lock held                        %d times, p50 < %s, p99 < %s, max < %s, %s in all\n",
 		r.holds.Count, r.holds.P50, r.holds.P99, r.holds.Max, r.holds.Total.Round(time.Millisecond))
 	fmt.Fprintf(&w, "  heap (%s)%s peak %d MiB, live halfway %d MiB, before the devices %d MiB:\n",
@@ -242,6 +259,9 @@ func (r *report) print(b *testing.B) {
 	b.ReportMetric(r.apiWrites/n, "api-writes/device")
 	b.ReportMetric(r.walBytes/n, "wal-B/device")
 	b.ReportMetric(perDevice(r.liveHeap, r.baseHeap, n), "live-heap-B/device")
+	if len(r.cpuOrder) > 0 {
+		b.ReportMetric(float64(r.cpu[r.cpuOrder[0]].Milliseconds())*1000/n, "cpu-ms/1000-upgrades")
+	}
 	if floor > 0 {
 		b.ReportMetric(secs/floor.Seconds(), "x-floor")
 	}
@@ -320,4 +340,15 @@ func putDeviceList(ctx context.Context, l *lab.Lab, key, prefix string, n int) e
 	}
 	_, err := l.Parts.Store.Put(ctx, l.Bucket(), key, &buf, int64(buf.Len()), "")
 	return err
+}
+
+// processLabel says what this process holds besides the operator.
+func processLabel(v variant, mosquitto bool) string {
+	switch {
+	case v.separate:
+		return "operator (this process)"
+	case mosquitto:
+		return "operator + simulator (this process)"
+	}
+	return "operator + broker + simulator"
 }
