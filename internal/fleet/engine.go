@@ -93,13 +93,14 @@ func (o *Options) defaults() {
 // manager Runnable that needs leader election), feed it device messages
 // with HandleBatch and campaigns with Upsert.
 type Engine struct {
-	client client.Client
 	reader client.Reader
-	pub    Publisher
-	signer URLSigner
 	opts   Options
 	log    logr.Logger
 	now    func() time.Time
+	// The shell's parts with I/O: the sender publishes to devices, the
+	// writer writes slices; the notifiers (notify.go) tell the rest.
+	sender sender
+	writer sliceWriter
 
 	flushMu   sync.Mutex
 	mu        timedMutex
@@ -127,8 +128,9 @@ func (e *Engine) Stopped() <-chan struct{} { return e.stopped }
 // (an uncached reader is best: the engine holds the state itself).
 func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner, opts Options, log logr.Logger) *Engine {
 	opts.defaults()
-	return &Engine{
-		client: c, reader: reader, pub: pub, signer: signer, opts: opts, log: log,
+	e := &Engine{
+		reader: reader, opts: opts, log: log,
+		sender:      sender{pub: pub, signer: signer, longURLs: opts.LongURLs, log: log},
 		now:         time.Now,
 		products:    map[string]*product{},
 		byName:      map[types.NamespacedName]*product{},
@@ -139,6 +141,18 @@ func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner,
 		outbox:      make(chan []outgoing, 64),
 		stopped:     make(chan struct{}),
 		sendStopped: make(chan struct{}),
+	}
+	e.writer = sliceWriter{client: c, writers: opts.Writers, log: log, count: e.countWrite}
+	return e
+}
+
+// countWrite records a slice write's result in the stats.
+func (e *Engine) countWrite(err error) {
+	e.mu.Lock()
+	defer e.unlock()
+	e.stats.Writes++
+	if err != nil {
+		e.stats.WriteErrors++
 	}
 }
 
@@ -294,7 +308,7 @@ func (e *Engine) kick() {
 func (e *Engine) SetPublisher(p Publisher) {
 	e.mu.Lock()
 	defer e.unlock()
-	e.pub = p
+	e.sender.pub = p
 }
 
 // settleLoaded: a campaign rebuilt from its slices learns its target only

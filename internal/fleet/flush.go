@@ -3,13 +3,9 @@ package fleet
 import (
 	"context"
 	"encoding/json"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -65,7 +61,7 @@ func (e *Engine) flush(ctx context.Context) int {
 	// Every change numbered up to here is in these jobs or written already.
 	snap := e.durable.seq
 	e.unlock()
-	if e.writeAll(ctx, jobs) {
+	if e.writer.writeAll(ctx, jobs) {
 		e.release(ctx, e.durable.advance(snap))
 	}
 	if len(jobs) == 0 {
@@ -212,31 +208,6 @@ func (e *Engine) job(obj client.Object, create bool, patch map[string]any, after
 	return j
 }
 
-// writeAll runs the jobs on the engine's writers and reports whether every
-// write succeeded.
-func (e *Engine) writeAll(ctx context.Context, jobs []writeJob) bool {
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	work := make(chan *writeJob)
-	for range min(e.opts.Writers, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				if !e.write(ctx, j) {
-					failed.Store(true)
-				}
-			}
-		}()
-	}
-	for i := range jobs {
-		work <- &jobs[i]
-	}
-	close(work)
-	wg.Wait()
-	return !failed.Load()
-}
-
 // release hands pushes whose state is now written to the sender. After
 // the sender stopped, they stay unsent: their tasks are NOTIFIED, and a
 // device that never hears of them is pushed again (rollout.SilentPush).
@@ -249,31 +220,4 @@ func (e *Engine) release(ctx context.Context, out []outgoing) {
 	case <-e.sendStopped:
 	case <-ctx.Done():
 	}
-}
-
-func (e *Engine) write(ctx context.Context, j *writeJob) bool {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	var err error
-	if j.create {
-		err = e.client.Create(ctx, j.obj)
-		if apierrors.IsAlreadyExists(err) {
-			// Left by an earlier leader that crashed before recording it.
-			body, _ := json.Marshal(j.obj)
-			err = e.client.Patch(ctx, j.obj, client.RawPatch(types.MergePatchType, body))
-		}
-	} else {
-		err = e.client.Patch(ctx, j.obj, client.RawPatch(types.MergePatchType, j.body))
-	}
-	e.mu.Lock()
-	e.stats.Writes++
-	if err != nil {
-		e.stats.WriteErrors++
-	}
-	e.unlock()
-	if err != nil {
-		e.log.Error(err, "Writing slice failed; retrying on the next flush", "slice", client.ObjectKeyFromObject(j.obj))
-	}
-	j.done(err == nil)
-	return err == nil
 }

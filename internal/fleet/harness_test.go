@@ -166,7 +166,7 @@ func (v *env) start() {
 		v.sim = &simDevices{pk: v.pk, how: map[string]behaviour{}, pushes: map[string]int{}, modules: map[string]map[string]string{}}
 	}
 	v.sim.e = v.e
-	v.e.pub = v.sim
+	v.e.sender.pub = v.sim
 	ctx, cancel := context.WithCancel(context.Background())
 	v.stop, v.done = cancel, make(chan struct{})
 	go func() {

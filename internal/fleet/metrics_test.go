@@ -20,7 +20,7 @@ func TestCollectorReportsTasksAndDevices(t *testing.T) {
 	close(e.readyCh)
 	sim := &simDevices{e: e, pk: "pk", how: map[string]behaviour{"bad": failsDownload}, pushes: map[string]int{},
 		modules: map[string]map[string]string{}}
-	e.pub = sim
+	e.sender.pub = sim
 	p := &otav1.Product{Spec: otav1.ProductSpec{ProductKey: "pk"}}
 	p.Name, p.Namespace, p.UID = "p", "ns", "uid"
 	e.SyncProduct(p)

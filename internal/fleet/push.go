@@ -1,9 +1,6 @@
 package fleet
 
 import (
-	"context"
-	"fmt"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -115,86 +112,12 @@ func (e *Engine) pushing(c *campaign, now time.Time) bool {
 		!now.Before(c.spec.Start) && c.waveHeld == "" && c.currentWave > 0
 }
 
-// send signs URLs and publishes outside the lock. A push that cannot be
-// sent goes back to QUEUED to be tried again on a later tick.
+// send publishes outside the lock. A push that cannot be sent goes back
+// to QUEUED to be tried again on a later tick.
 func (e *Engine) send(msgs []outgoing) {
-	var failed []*task
-	var errs int
-	var lastErr error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan *outgoing)
-	for range min(len(msgs), sendWorkers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for o := range work {
-				ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-				err := e.sendOne(ctx, o)
-				cancel()
-				if err != nil {
-					mu.Lock()
-					errs, lastErr = errs+1, err
-					if o.task != nil {
-						failed = append(failed, o.task)
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range msgs {
-		work <- &msgs[i]
-	}
-	close(work)
-	wg.Wait()
-	if errs > 0 {
-		// One line per batch, not per device: a broker outage fails them all.
-		e.log.Info("Sending to devices failed; pushes are retried", "failed", errs, "of", len(msgs), "lastError", lastErr.Error())
-	}
-	if len(failed) > 0 {
+	if failed := e.sender.send(msgs); len(failed) > 0 {
 		e.requeue(failed)
 	}
-}
-
-func (e *Engine) sendOne(ctx context.Context, o *outgoing) error {
-	var up *protocol.Upgrade
-	if o.has {
-		url, err := e.signer.PresignGet(ctx, o.image.Bucket, o.image.Key)
-		if err != nil {
-			return err
-		}
-		if !e.opts.LongURLs {
-			// Never send a URL that would crash a device in the field.
-			if err := protocol.CheckDeviceURL(url); err != nil {
-				return fmt.Errorf("refusing to send a download URL devices cannot take: %w", err)
-			}
-		}
-		up = upgradeMessage(o, url)
-	}
-	switch o.kind {
-	case protocol.KindUpgrade:
-		return e.pub.PublishUpgrade(ctx, o.pk, o.device, *up)
-	case protocol.KindFirmwareGet:
-		return e.pub.PublishGetReply(ctx, o.pk, o.device, o.id, up)
-	default:
-		return e.pub.PublishRequestReply(ctx, o.pk, o.device, up)
-	}
-}
-
-func upgradeMessage(o *outgoing, url string) *protocol.Upgrade {
-	img := o.image
-	u := &protocol.Upgrade{
-		Version: o.version, URL: url, Size: img.Size, MD5: img.MD5,
-		SignMethod: protocol.SignMD5, Sign: img.MD5, Diff: img.Diff, ExtData: img.ExtData,
-	}
-	if img.SignMethod == otav1.SignMethodSHA256 {
-		u.SignMethod, u.Sign = protocol.SignSHA256, img.SHA256
-	}
-	if o.module != otav1.DefaultModule {
-		u.Module = o.module
-	}
-	return u
 }
 
 // requeue puts tasks whose push failed back in their queues.
