@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"slices"
 	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -11,37 +10,50 @@ import (
 // maxUnknownExamples bounds the unknown List names a status shows.
 const maxUnknownExamples = 5
 
-// selectAll runs a campaign's first selection: a list in its order, or the
-// product's devices in inventory order. Inventory order does not depend on
-// map order (waves are stable), and it pushes the devices of one
-// DeviceSlice together, so that their new versions land in one or two
-// writes of that slice instead of in every flush of the rollout.
+// selectAll runs a campaign's first selection in inventory order: that
+// order does not depend on map order (waves are stable), and it pushes the
+// devices of one DeviceSlice together, so that their new versions land in
+// one or two writes of that slice instead of in every flush of the
+// rollout (a list in name order touched every slice in every flush: 0.17
+// writes per device at 100,000 instead of 0.05). A list with waves keeps
+// its own order (its first names are the first wave), and so does a
+// verification run (its status lists the devices as the run names them).
 func (e *Engine) selectAll(c *campaign, now time.Time) {
 	pr := c.product
-	var names []string
-	if c.spec.Devices != nil {
-		names = slices.Clone(c.spec.Devices)
-	} else {
-		names = make([]string, 0, len(pr.devices))
-		for _, s := range pr.slices {
-			for _, d := range s.devices {
-				names = append(names, d.name)
+	if c.spec.Devices != nil && (c.spec.Verification || len(c.spec.Waves) > 0) {
+		for _, name := range c.spec.Devices {
+			if d := pr.devices[name]; d != nil {
+				e.consider(c, d, now)
+			} else {
+				e.unknownDevice(c, name, now)
 			}
+		}
+		e.assignWaves(c)
+		return
+	}
+	for _, name := range c.spec.Devices {
+		if pr.devices[name] == nil {
+			e.unknownDevice(c, name, now)
 		}
 	}
-	for _, name := range names {
-		d := pr.devices[name]
-		if d == nil {
-			if c.spec.Verification {
-				e.recordFailure(c, &device{name: name}, rollout.ReasonNotFound, "the device has not reported to the platform", now)
-			} else if c.unknown++; len(c.unknownExamples) < maxUnknownExamples {
-				c.unknownExamples = append(c.unknownExamples, name)
+	for _, s := range pr.slices {
+		for _, d := range s.devices {
+			if c.devices == nil || c.devices[d.name] {
+				e.consider(c, d, now)
 			}
-			continue
 		}
-		e.consider(c, d, now)
 	}
 	e.assignWaves(c)
+}
+
+// unknownDevice records a name of a List scope the inventory lacks: a
+// strict campaign fails it, a batch counts it and skips it.
+func (e *Engine) unknownDevice(c *campaign, name string, now time.Time) {
+	if c.spec.Verification {
+		e.recordFailure(c, &device{name: name}, rollout.ReasonNotFound, "the device has not reported to the platform", now)
+	} else if c.unknown++; len(c.unknownExamples) < maxUnknownExamples {
+		c.unknownExamples = append(c.unknownExamples, name)
+	}
 }
 
 // consider selects one device for a campaign if the campaign's rules allow
