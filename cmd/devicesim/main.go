@@ -44,6 +44,7 @@ type options struct {
 	jsonOut       bool
 	reportEvery   time.Duration
 	verbose       bool
+	record        string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -87,6 +88,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the final summary as JSON")
 	fs.DurationVar(&o.reportEvery, "report-every", 10*time.Second, "print a progress line this often (0: never)")
 	fs.BoolVar(&o.verbose, "v", false, "log what devices refuse")
+	fs.StringVar(&o.record, "record", "", "on exit, write every device's versions, outcome and upgrade attempts to this file, one JSON object a line")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -207,6 +209,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fleet.Stop()
+	if o.record != "" {
+		if err := writeRecord(fleet, o.record); err != nil {
+			return err
+		}
+	}
 	s := fleet.Summary()
 	if o.jsonOut {
 		_, err = fmt.Fprintf(stdout, "%s\n", s.JSON())
@@ -214,6 +221,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprint(stdout, s.String())
 	return err
+}
+
+// writeRecord writes the fleet's per-device record to path.
+func writeRecord(fleet *devicesim.Fleet, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fleet.WriteRecord(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing the record: %w", err)
+	}
+	return f.Close()
 }
 
 // memory describes the process's memory: Go heap in use and peak RSS.

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -66,5 +69,32 @@ func TestRunSDK4OnTheEmbeddedBroker(t *testing.T) {
 	}
 	if s.Informed != 5 || s.Connections != 5 || s.ContractViolations != 0 {
 		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestRunWritesTheRecordOnExit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "record.jsonl")
+	var out, errOut bytes.Buffer
+	err := run([]string{"-embedded-broker", "-devices", "3", "-modules", "wifi=1.0.0", "-until-informed", "-report-every", "0",
+		"-record", path}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines for 3 devices:\n%s", len(lines), data)
+	}
+	for i, line := range lines {
+		var d devicesim.DeviceStatus
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if d.Name != fmt.Sprintf("dev-%06d", i) || d.Versions["wifi"] != "1.0.0" || !d.Informed || len(d.History) != 0 {
+			t.Fatalf("line %d: %+v", i+1, d)
+		}
 	}
 }

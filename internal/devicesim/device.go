@@ -37,6 +37,7 @@ type device struct {
 	versions   []string // by index of Config.Modules
 	outcome    Outcome
 	attempts   int
+	history    []Attempt // one per attempt, for the record
 	busy       bool
 	offline    bool
 	informed   bool
@@ -112,6 +113,12 @@ func (d *device) setOutcome(o Outcome) {
 func (d *device) setOutcomeLocked(o Outcome) {
 	old := d.outcome
 	d.outcome = o
+	// Every outcome but success is set while its attempt is the current
+	// one; upgrade records success by attempt, since the next attempt may
+	// have started by the time it informed the new version.
+	if n := len(d.history); n > 0 && o != OutcomeSucceeded {
+		d.history[n-1].Outcome = o
+	}
 	d.f.update(func(s *state) { s.outcomes[old]--; s.outcomes[o]++ })
 }
 
@@ -136,6 +143,7 @@ func (d *device) onUpgrade(u protocol.Upgrade) {
 	d.busy = true
 	attempt := d.attempts
 	d.attempts++
+	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading})
 	d.mu.Unlock()
 	d.f.goroutine(func(ctx context.Context) { d.upgrade(ctx, u, attempt) })
 }
@@ -193,6 +201,7 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	d.mu.Lock()
 	old := d.versions[mod]
 	d.versions[mod] = u.Version
+	d.history[attempt].Flashed = true
 	d.f.update(func(s *state) { s.versions[mod][old]--; s.versions[mod][u.Version]++ })
 	d.mu.Unlock()
 	// Flashed: the device is idle again and takes the next push (for
@@ -209,6 +218,7 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 			protocol.Inform{ID: id, NumericID: numeric, Module: u.Module, Version: u.Version}.Encode())
 	}
 	d.mu.Lock()
+	d.history[attempt].Outcome = OutcomeSucceeded
 	if !d.busy { // unless the next upgrade already started
 		d.setOutcomeLocked(OutcomeSucceeded)
 	}

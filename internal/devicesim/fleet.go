@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -244,6 +245,8 @@ type DeviceStatus struct {
 	Attempts int               `json:"attempts"`
 	Offline  bool              `json:"offline"`
 	Informed bool              `json:"informed"`
+	// History lists the device's upgrade attempts, oldest first.
+	History []Attempt `json:"history,omitempty"`
 }
 
 // Device returns the named device's state.
@@ -255,7 +258,7 @@ func (f *Fleet) Device(name string) (DeviceStatus, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := DeviceStatus{Name: name, Versions: map[string]string{}, Outcome: d.outcome, Attempts: d.attempts,
-		Offline: d.offline, Informed: d.informed}
+		Offline: d.offline, Informed: d.informed, History: slices.Clone(d.history)}
 	for i, m := range f.cfg.Modules {
 		s.Versions[m.Name] = d.versions[i]
 	}
