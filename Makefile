@@ -103,6 +103,19 @@ bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BEN
 	eval "$$(hack/setup-test-env.sh all)" && go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./internal/...
 	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) BENCH_RUNS=$(BENCH_RUNS) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
 
+# The chaos harness (test/chaos, docs/chaos.md): CHAOS_KILLS SIGKILLs of the
+# manager during rollouts to CHAOS_DEVICES devices; CHAOS_SEED replays a run
+# (empty: a new seed, printed). `make test` runs a short version (3 kills).
+CHAOS_KILLS ?= 100
+CHAOS_DEVICES ?= 2000
+CHAOS_SEED ?=
+CHAOS_DIR ?=
+
+.PHONY: chaos
+chaos: test-env ## SIGKILL the real manager CHAOS_KILLS (100) times during rollouts to CHAOS_DEVICES (2,000) devices; check every record exactly and print the table.
+	eval "$$(hack/setup-test-env.sh all)" && CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_DEVICES=$(CHAOS_DEVICES) CHAOS_SEED=$(CHAOS_SEED) \
+		CHAOS_DIR=$(CHAOS_DIR) CHAOS_STRICT=1 go test -v -count=1 -run '^TestManagerSIGKILL$$' -timeout 4h ./test/chaos/
+
 ##@ Build
 
 .PHONY: build

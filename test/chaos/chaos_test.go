@@ -1,0 +1,215 @@
+// Package chaos is the crash harness of issue #19: the built manager,
+// download service and simulator run as their own processes against a real
+// kube-apiserver and etcd, Mosquitto and MinIO; the manager is SIGKILLed at
+// seeded random instants during rollouts and restarted, and at the end
+// every record the operator keeps is checked exactly against the
+// simulator's own record of what each device did. See docs/chaos.md.
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// durableAcks says whether issue #19 item 1 (no acknowledged device report
+// lost by a crash) has landed. Until it does, the harness finds losses on
+// every run; `make test` then reports them and skips instead of failing.
+// Set it to true with the fix: every mismatch fails the test from then on.
+// CHAOS_STRICT=1 (as `make chaos` sets) fails on mismatches either way.
+const durableAcks = false
+
+// config is a run's shape, from the environment (make chaos sets it).
+type config struct {
+	seed    int64
+	kills   int
+	devices int
+	strict  bool
+	dir     string  // CHAOS_DIR keeps the logs and the devices' record there
+	waves   []int32 // CHAOS_WAVES: the waves' cumulative percentages
+}
+
+func configFromEnv(t *testing.T) config {
+	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
+		strict: durableAcks || os.Getenv("CHAOS_STRICT") == "1", dir: os.Getenv("CHAOS_DIR"),
+		waves: []int32{10, 50, 100}}
+	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				t.Fatalf("%s=%q: want a number", name, v)
+			}
+			*dst = n
+		}
+	}
+	if v := os.Getenv("CHAOS_WAVES"); v != "" {
+		c.waves = nil
+		for _, p := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || n < 1 || n > 100 {
+				t.Fatalf("CHAOS_WAVES=%q: want cumulative percentages such as 10,50,100", v)
+			}
+			c.waves = append(c.waves, int32(n))
+		}
+	}
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED=%q: want a number", v)
+		}
+		c.seed = n
+	}
+	return c
+}
+
+// TestManagerSIGKILL rolls firmware out to the fleet again and again while
+// the manager is SIGKILLed CHAOS_KILLS times, then checks every device,
+// every batch counter and reason, the UpgradeSlices, the DeviceSlices and
+// the Product against the devices' record, and that no status counter ever
+// went backwards.
+func TestManagerSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a chaos run takes minutes")
+	}
+	cfg := configFromEnv(t)
+	ctrllog.SetLogger(logr.Discard()) // the manager logs to its own file
+	t.Logf("chaos seed %d (CHAOS_SEED=%d reproduces the kill schedule and the device failures), %d kills, %d devices",
+		cfg.seed, cfg.seed, cfg.kills, cfg.devices)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute+time.Duration(cfg.kills)*time.Minute)
+	defer cancel()
+	began := time.Now()
+	r := startRig(ctx, t, cfg.dir)
+	r.createProduct(ctx)
+	sim := r.startSimulator(ctx, cfg.devices, cfg.seed)
+	w := startWatch(ctx, r.c)
+	k := newKiller(r, cfg.seed, cfg.kills, cfg.devices)
+	kctx, stopKiller := context.WithCancel(ctx)
+	go k.run(kctx)
+	rounds, rolloutErr := r.rollouts(ctx, k, cfg)
+	stopKiller()
+	<-k.done
+	if _, ok := rolloutErr.(stalled); rolloutErr != nil && !ok {
+		t.Fatalf("rollout %d: %v", rounds, rolloutErr)
+	}
+	kills, err := k.result()
+	if err != nil {
+		t.Fatalf("the killer: %v", err)
+	}
+	if _, err := r.waitManager(ctx, cfg.devices, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rep := report{seed: cfg.seed, kills: kills, devices: cfg.devices, rounds: rounds}
+	rep.f, rep.backwards, rep.polls = r.finalCheck(ctx, t, w, sim)
+	if rolloutErr != nil {
+		rep.f.add(kindRollout, "rollout %d: %v", rounds, rolloutErr)
+	}
+	rep.took = time.Since(began)
+	t.Logf("\n%s%s", rep.table(), rep.details())
+	verdict(t, cfg, rep)
+}
+
+// verdict fails on any mismatch once acknowledgements are durable (or with
+// CHAOS_STRICT=1); until then it reports them and skips.
+func verdict(t *testing.T, cfg config, rep report) {
+	n := rep.mismatches()
+	switch {
+	case n == 0:
+		return
+	case cfg.strict:
+		t.Errorf("%d mismatches (%d devices lost, %d re-flashed, %d double-counted, %d stuck tasks, %d counters backwards)",
+			n, len(rep.f.lost), len(rep.f.reflashed), rep.f.double, rep.f.stuck, len(rep.backwards))
+	default:
+		t.Skipf("%d mismatches (%d devices lost, %d re-flashed): expected until issue #19 item 1 (durable before ack) lands; "+
+			"CHAOS_STRICT=1 fails on them, durableAcks=true makes that the default", n, len(rep.f.lost), len(rep.f.reflashed))
+	}
+}
+
+// rollouts rolls version 2.0.0, 3.0.0, ... out to the whole fleet, one
+// batch after the other, until the killer has killed enough times. It
+// returns how many rollouts it started.
+func (r *rig) rollouts(ctx context.Context, k *killer, cfg config) (int, error) {
+	for round := 1; ; round++ {
+		fw, err := r.pushFirmware(ctx, fmt.Sprintf("%d.0.0", round+1))
+		if err != nil {
+			return round - 1, err
+		}
+		// Two fleets a minute: half a minute of pushes when nothing is down.
+		ub, err := r.createBatch(ctx, fw, 2*cfg.devices, cfg.waves)
+		if err != nil {
+			return round - 1, err
+		}
+		k.round.Store(int32(round))
+		err = r.waitBatch(ctx, ub, k)
+		k.round.Store(0)
+		if err != nil || k.finished() {
+			return round, err
+		}
+	}
+}
+
+// waitBatch waits until the batch finishes. It gives up once three minutes
+// passed since the rollout started or a manager last took over, whichever
+// is later: a timed-out task (1 minute), its retries and re-pushes all fit.
+func (r *rig) waitBatch(ctx context.Context, ub *otav1.UpgradeBatch, k *killer) error {
+	start := time.Now()
+	const stall = 3 * time.Minute
+	return poll(ctx, 24*time.Hour, func() (bool, error) {
+		if err := r.c.Get(ctx, client.ObjectKeyFromObject(ub), ub); err == nil && finished(ub) {
+			return true, nil
+		}
+		if since := later(start, k.since()); time.Since(since) > stall {
+			return false, stalled{fmt.Sprintf("batch %s not finished %s after the last start or takeover: %s %+v",
+				ub.Name, stall, ub.Status.Phase, ub.Status.Counts)}
+		}
+		return false, nil
+	})
+}
+
+// finalCheck stops the status watch and the simulator, then checks the
+// operator's records against the devices' until they agree or a minute
+// passes (slices are written within a flush window, the Product's summary
+// every 10 s).
+func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simulator) (*findings, []string, int) {
+	backwards, polls := w.stop()
+	devices, sum, err := sim.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("devicesim: %s downloads=%d ignored=%d", sum.Line(), sum.Downloads, sum.PushesIgnored)
+	var f *findings
+	err = poll(ctx, time.Minute, func() (bool, error) {
+		s, err := readSnapshot(ctx, r.c)
+		if err != nil {
+			return false, nil // the API server answers again within the minute, or the check says what is missing
+		}
+		f = check(s, devices, sum)
+		return f.count() == 0, nil
+	})
+	if f == nil {
+		t.Fatalf("could not read the operator's records: %v", err)
+	}
+	return f, backwards, polls
+}
+
+// stalled is a rollout that stopped making progress: a finding, not a
+// failure of the harness.
+type stalled struct{ msg string }
+
+func (s stalled) Error() string { return s.msg }
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,79 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is one run's result, as the table prints it.
+type report struct {
+	seed      int64
+	kills     []kill
+	devices   int
+	rounds    int
+	f         *findings
+	backwards []string
+	polls     int
+	took      time.Duration
+}
+
+// mismatches counts every disagreement: the exact check's and every
+// counter that went backwards.
+func (r report) mismatches() int { return r.f.count() + len(r.backwards) }
+
+// table renders the result.
+func (r report) table() string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "seed\tkills\tfaults\tdevices\trollouts\tlost\tdouble-counted\tre-flashed\tre-pushed\tstuck\tbackwards\tmismatches\trecover p50\trecover p99\t")
+	p50, p99 := percentile(r.kills, 50), percentile(r.kills, 99)
+	fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.seed, len(r.kills), 0, r.devices, r.rounds,
+		len(r.f.lost), r.f.double, len(r.f.reflashed), r.f.repushed, r.f.stuck, len(r.backwards), r.mismatches(), p50, p99)
+	_ = w.Flush()
+	fmt.Fprintf(&b, "(%d status polls; the run took %s)\n", r.polls, r.took.Round(time.Second))
+	return b.String()
+}
+
+// details lists the first few of each kind of problem.
+func (r report) details() string {
+	var b strings.Builder
+	if len(r.backwards) > 0 {
+		fmt.Fprintf(&b, "status counters that went backwards (%d):\n%s\n", len(r.backwards), firstFew(r.backwards, 10))
+	}
+	for _, kind := range kinds {
+		if lines := r.f.problems[kind]; len(lines) > 0 {
+			fmt.Fprintf(&b, "%s (%d):\n%s\n", kind, len(lines), firstFew(lines, 10))
+		}
+	}
+	var kills []string
+	for i, k := range r.kills {
+		kills = append(kills, fmt.Sprintf("kill %d in rollout %d at %s, took work again after %s", i+1, k.round,
+			k.at.Format("15:04:05.000"), k.recover.Round(time.Millisecond)))
+	}
+	fmt.Fprintf(&b, "kills:\n%s\n", firstFew(kills, 20))
+	return b.String()
+}
+
+// percentile is the nearest-rank percentile of the recovery times.
+func percentile(kills []kill, p int) time.Duration {
+	if len(kills) == 0 {
+		return 0
+	}
+	d := make([]time.Duration, len(kills))
+	for i, k := range kills {
+		d[i] = k.recover
+	}
+	slices.Sort(d)
+	rank := (p*len(d) + 99) / 100
+	return d[max(rank, 1)-1].Round(100 * time.Millisecond)
+}
+
+func firstFew(lines []string, show int) string {
+	if len(lines) <= show {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:show], "\n") + fmt.Sprintf("\n... and %d more", len(lines)-show)
+}

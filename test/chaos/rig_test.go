@@ -1,0 +1,178 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/otafleet/otafleet/internal/testserver"
+)
+
+const (
+	systemNS     = "otafleet-system"
+	downloadHost = "dl.chaos.lab" // devices map it to the download service
+	clientID     = "otafleet-chaos"
+)
+
+// rig is everything the harness runs: the real kube-apiserver and etcd,
+// Mosquitto and MinIO, and the built manager, download service and
+// simulator, each its own process.
+type rig struct {
+	t          *testing.T
+	dir        string
+	bins       binaries
+	cp         *testserver.ControlPlane
+	c          client.Client
+	broker     *testserver.Mosquitto
+	store      *testserver.MinIO
+	kubeconfig string
+	dlAddr     string
+	download   *proc
+	metrics    string // the manager's metrics address, the same across restarts
+	manager    *proc
+	starts     int // manager processes started
+}
+
+// startRig builds the binaries and starts the servers, the download
+// service and a first manager, with logs in dir (a temporary directory when
+// empty). Everything is stopped when the test ends.
+func startRig(ctx context.Context, t *testing.T, dir string) *rig {
+	r := &rig{t: t, dir: dir}
+	if dir == "" {
+		r.dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	began := time.Now()
+	if r.bins, err = buildBinaries(ctx, r.dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built the binaries in %s", time.Since(began).Round(time.Millisecond))
+	if r.cp, err = testserver.StartControlPlane(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.cp.Stop() })
+	r.c = r.cp.Client
+	r.kubeconfig = filepath.Join(r.dir, "kubeconfig")
+	if err := r.cp.WriteKubeconfig(r.kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if r.broker, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.broker.Stop() })
+	if r.store, err = testserver.StartMinIO(ctx, testserver.MinIOOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.store.Stop() })
+	secret := r.createSecrets(ctx)
+	r.startDownload(ctx, secret)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.metrics = "127.0.0.1:" + strconv.Itoa(port)
+	if err := r.startManager(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.manager.kill() })
+	if _, err := r.waitManager(ctx, 0, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("servers, download service and manager up %s after the start; logs in %s", time.Since(began).Round(time.Millisecond), r.dir)
+	return r
+}
+
+// createSecrets creates the Secrets the manager reads (object storage
+// credentials, the download URL secret) and returns the download secret.
+func (r *rig) createSecrets(ctx context.Context) []byte {
+	raw := make([]byte, 48)
+	_, _ = rand.Read(raw)
+	secret := []byte(base64.StdEncoding.EncodeToString(raw))
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: systemNS, Name: "otafleet-s3"},
+			Data: map[string][]byte{"accessKey": []byte(r.store.AccessKey), "secretKey": []byte(r.store.SecretKey)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: systemNS, Name: "otafleet-download"},
+			Data: map[string][]byte{"secret": secret}},
+	}
+	for _, o := range objs {
+		if err := r.c.Create(ctx, o); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return secret
+}
+
+// startDownload runs the download service as its own process, so that
+// devices keep downloading while the manager is down.
+func (r *rig) startDownload(ctx context.Context, secret []byte) {
+	secretFile := filepath.Join(r.dir, "download-secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.dlAddr = "127.0.0.1:" + strconv.Itoa(port)
+	r.download, err = startProc("download", filepath.Join(r.dir, "download.log"), nil,
+		[]string{"OTAFLEET_S3_ACCESS_KEY=" + r.store.AccessKey, "OTAFLEET_S3_SECRET_KEY=" + r.store.SecretKey},
+		r.bins.download, "--bind-address", r.dlAddr, "--metrics-bind-address", "0",
+		"--s3-endpoint", r.store.Endpoint, "--s3-insecure", "--secret-file", secretFile)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = r.download.stop(10 * time.Second) })
+	if err := waitListening(ctx, r.download, r.dlAddr, time.Minute); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// startManager starts a manager process: leader election on, the same MQTT
+// client ID every time, so it takes over the persistent session.
+func (r *rig) startManager() error {
+	r.starts++
+	p, err := startProc(fmt.Sprintf("manager #%d", r.starts), filepath.Join(r.dir, "manager.log"), nil,
+		[]string{"KUBECONFIG=" + r.kubeconfig},
+		r.bins.manager, "--leader-elect", "--leader-election-namespace", systemNS,
+		"--metrics-bind-address", r.metrics, "--health-probe-bind-address", "0",
+		"--mqtt-broker", r.broker.URL, "--mqtt-client-id", clientID,
+		"--s3-endpoint", r.store.Endpoint, "--s3-insecure", "--s3-credentials-secret", systemNS+"/otafleet-s3",
+		"--download-url", "http://"+downloadHost, "--download-secret", systemNS+"/otafleet-download")
+	if err != nil {
+		return err
+	}
+	r.manager = p
+	return nil
+}
+
+// waitManager waits until the running manager leads and takes work: its
+// gateway is connected and subscribed, and its engine holds at least
+// devices devices (it rebuilt the inventory). It returns when that was.
+func (r *rig) waitManager(ctx context.Context, devices int, timeout time.Duration) (time.Time, error) {
+	var last managerMetrics
+	err := poll(ctx, timeout, func() (bool, error) {
+		if r.manager.exited() {
+			return false, fmt.Errorf("%s exited: %v (log %s)", r.manager.name, r.manager.err, filepath.Join(r.dir, "manager.log"))
+		}
+		m, err := scrape(ctx, r.metrics)
+		last = m
+		return err == nil && m.connected && m.devices >= float64(devices), nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s did not take work: %w (last metrics %+v)", r.manager.name, err, last)
+	}
+	return time.Now(), nil
+}

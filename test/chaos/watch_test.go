@@ -1,0 +1,97 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+)
+
+// watch polls every batch's status while the harness runs and records
+// every counter that went backwards: a user (and a dashboard) reading the
+// status must never see a device un-succeed.
+type watch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	last   map[string]map[string]int64 // batch → counter → last value seen
+	events []string
+	polls  int
+}
+
+func startWatch(ctx context.Context, c client.Client) *watch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &watch{cancel: cancel, done: make(chan struct{}), last: map[string]map[string]int64{}}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var list otav1.UpgradeBatchList
+			if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
+				w.observe(list.Items, time.Now())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watch) observe(batches []otav1.UpgradeBatch, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.polls++
+	for _, ub := range batches {
+		seen := counters(ub.Status)
+		prev := w.last[ub.Name]
+		for _, name := range sortedKeys(prev) {
+			if seen[name] < prev[name] {
+				w.events = append(w.events, fmt.Sprintf("%s batch %s: %s went backwards, %d -> %d",
+					now.Format("15:04:05.000"), ub.Name, name, prev[name], seen[name]))
+			}
+		}
+		w.last[ub.Name] = seen
+	}
+}
+
+// counters are the status counters that only ever grow: tasks selected and
+// tasks in a final state, in total and by failure reason.
+func counters(st otav1.UpgradeBatchStatus) map[string]int64 {
+	out := map[string]int64{
+		"total": st.Counts.Total, "succeeded": st.Counts.Succeeded, "failed": st.Counts.Failed,
+		"timedOut": st.Counts.TimedOut, "canceled": st.Counts.Canceled,
+	}
+	for _, r := range st.FailureReasons {
+		out["failureReasons["+r.Reason+"]"] += r.Count
+	}
+	return out
+}
+
+// stop ends the polling and returns the backward steps seen and how many
+// polls were made.
+func (w *watch) stop() ([]string, int) {
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.events...), w.polls
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
