@@ -181,9 +181,11 @@ func checkTask(f *findings, batch string, d devicesim.DeviceStatus, attempts []d
 	want, finished := outcomeTask[last.Outcome]
 	switch {
 	case !ok:
+		f.lost[d.Name] = true
 		f.add(kindLost, "%s %s: no task; the device ended %s", batch, d.Name, last.Outcome)
 	case !finished:
-		f.add(kindLost, "%s %s: the device ended its last attempt %s", batch, d.Name, last.Outcome)
+		f.lost[d.Name] = true
+		f.add(kindLost, "%s %s: the batch ended while the device was %s", batch, d.Name, last.Outcome)
 	case task.State.Active():
 		f.lost[d.Name] = true
 		f.add(kindStuck, "%s %s: task still %s; the device ended %s", batch, d.Name, task.State, last.Outcome)
