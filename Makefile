@@ -105,16 +105,18 @@ bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BEN
 
 # The chaos harness (test/chaos, docs/chaos.md): CHAOS_KILLS SIGKILLs of the
 # manager during rollouts to CHAOS_DEVICES devices; CHAOS_SEED replays a run
-# (empty: a new seed, printed). `make test` runs a short version (3 kills).
+# (empty: a new seed, printed); CHAOS_WAVES the waves' cumulative percentages
+# (10,50,100); CHAOS_DIR keeps the logs. `make test` runs a short version (3 kills).
 CHAOS_KILLS ?= 100
 CHAOS_DEVICES ?= 2000
 CHAOS_SEED ?=
 CHAOS_DIR ?=
+CHAOS_WAVES ?= 10,50,100
 
 .PHONY: chaos
 chaos: test-env ## SIGKILL the real manager CHAOS_KILLS (100) times during rollouts to CHAOS_DEVICES (2,000) devices; check every record exactly and print the table.
 	eval "$$(hack/setup-test-env.sh all)" && CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_DEVICES=$(CHAOS_DEVICES) CHAOS_SEED=$(CHAOS_SEED) \
-		CHAOS_DIR=$(CHAOS_DIR) CHAOS_STRICT=1 go test -v -count=1 -run '^TestManagerSIGKILL$$' -timeout 4h ./test/chaos/
+		CHAOS_DIR=$(CHAOS_DIR) CHAOS_WAVES=$(CHAOS_WAVES) CHAOS_STRICT=1 go test -v -count=1 -run '^TestManagerSIGKILL$$' -timeout 4h ./test/chaos/
 
 ##@ Build
 
