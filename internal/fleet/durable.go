@@ -25,6 +25,55 @@ type durability struct {
 	advanced chan struct{}
 	// held are pushes waiting for their NOTIFIED state to be written.
 	held []heldPushes
+	// waiting counts the messages (device reports and held pushes) whose
+	// sequence is not durable yet; pending says how many each sequence
+	// holds. Unacknowledged reports fill the broker's in-flight window
+	// (Mochi drops past it), so a large backlog makes the next flush
+	// come sooner than the write rate alone would (urgent).
+	waiting int
+	pending []seqCount
+	urgent  chan struct{}
+}
+
+type seqCount struct {
+	seq uint64
+	n   int
+}
+
+// UrgentBacklog is how many messages may wait for their effect to be
+// written before the flush loop stops stretching its interval to save
+// writes: well within the in-flight windows docs/brokers.md asks for.
+const UrgentBacklog = 4096
+
+// waitFor records that n messages wait for seq.
+func (d *durability) waitFor(seq uint64, n int) {
+	if seq == 0 || n == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if seq > d.durable {
+		d.addWaiting(seq, n)
+	}
+}
+
+// addWaiting counts n messages waiting for seq; called with d.mu held.
+func (d *durability) addWaiting(seq uint64, n int) {
+	d.pending = append(d.pending, seqCount{seq, n})
+	d.waiting += n
+	if d.waiting >= UrgentBacklog && d.urgent != nil {
+		select {
+		case d.urgent <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// backlog is how many messages wait for their effect to be written.
+func (d *durability) backlog() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waiting
 }
 
 type heldPushes struct {
@@ -51,16 +100,31 @@ func (d *durability) advance(seq uint64) []outgoing {
 		return nil
 	}
 	d.durable = seq
+	// Sequences are taken under the engine's lock but recorded here after
+	// it, so the lists are not quite in order: filter them whole.
+	keep := d.pending[:0]
+	for _, p := range d.pending {
+		if p.seq <= seq {
+			d.waiting -= p.n
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	d.pending = keep
 	if d.advanced != nil {
 		close(d.advanced)
 		d.advanced = nil
 	}
 	var out []outgoing
-	i := 0
-	for ; i < len(d.held) && d.held[i].seq <= seq; i++ {
-		out = append(out, d.held[i].out...)
+	held := d.held[:0]
+	for _, h := range d.held {
+		if h.seq <= seq {
+			out = append(out, h.out...)
+		} else {
+			held = append(held, h)
+		}
 	}
-	d.held = d.held[i:]
+	d.held = held
 	return out
 }
 
@@ -73,6 +137,7 @@ func (d *durability) hold(seq uint64, out []outgoing) []outgoing {
 		return out
 	}
 	d.held = append(d.held, heldPushes{seq: seq, out: out})
+	d.addWaiting(seq, len(out))
 	return nil
 }
 

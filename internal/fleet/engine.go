@@ -143,6 +143,7 @@ func New(c client.Client, reader client.Reader, pub Publisher, signer URLSigner,
 		sendStopped: make(chan struct{}),
 	}
 	e.writer = sliceWriter{client: c, writers: opts.Writers, log: log, count: e.countWrite}
+	e.durable.urgent = make(chan struct{}, 1)
 	return e
 }
 

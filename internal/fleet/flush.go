@@ -27,14 +27,31 @@ type writeJob struct {
 
 func (e *Engine) flushLoop(ctx context.Context) {
 	wait := e.opts.FlushInterval
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return // Start writes the rest once the last tick is over
-		case <-time.After(wait):
-			start := time.Now()
-			wait = max(e.nextFlush(e.flush(ctx))-time.Since(start), 0)
+		case <-e.durable.urgent:
+			// Many reports wait for their acknowledgement: flush within
+			// the flush interval, whatever the write rate would allow.
+			if wait <= e.opts.FlushInterval {
+				continue // the timer fires soon enough
+			}
+			timer.Reset(e.opts.FlushInterval)
+			wait = e.opts.FlushInterval
+			continue
+		case <-timer.C:
 		}
+		start := time.Now()
+		n := e.flush(ctx)
+		wait = e.nextFlush(n)
+		if e.durable.backlog() >= UrgentBacklog {
+			wait = min(wait, e.opts.FlushInterval)
+		}
+		wait = max(wait-time.Since(start), 0)
+		timer.Reset(wait)
 	}
 }
 

@@ -61,6 +61,7 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) (dura
 		case <-ctx.Done():
 		}
 	}
+	e.durable.waitFor(seq, len(msgs))
 	return e.durableFunc(seq)
 }
 

@@ -95,7 +95,10 @@ func rollout(b *testing.B, v variant) {
 		must(b, putDeviceList(ctx, l, ns+"/devices.txt", "dev-", n))
 	}
 	// Let the inventory writes of the boot settle so they are not counted.
-	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) { return l.Parts.Engine.Stats().Informs >= int64(n), nil }))
+	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
+		inv, ok := l.Parts.Engine.Inventory(pk)
+		return ok && inv.Devices >= int64(n), nil
+	}))
 	l.Parts.Engine.Flush(ctx)
 	stage("%s: %d devices connected and informed in %s", v.name, n, time.Since(t0).Round(time.Millisecond))
 
