@@ -94,3 +94,31 @@ func TestReportDurableOnlyOnceWritten(t *testing.T) {
 		t.Error("a repeated inform that changed nothing waits for a write")
 	}
 }
+
+// A device's first report registers it without waiting for a write (it
+// reports again on its next connect); a changed version waits.
+func TestOnlyChangedVersionsWaitForTheirWrite(t *testing.T) {
+	v := newEnv(t)
+	first := v.e.HandleBatch(context.Background(), []protocol.Message{
+		{Kind: protocol.KindInform, ProductKey: v.pk, DeviceName: "new", Module: "default", Version: "1.0.0"}})
+	if first != nil {
+		t.Error("a new device's first report waits for a write")
+	}
+	changed := v.e.HandleBatch(context.Background(), []protocol.Message{
+		{Kind: protocol.KindInform, ProductKey: v.pk, DeviceName: "new", Module: "default", Version: "1.1.0"}})
+	if changed == nil {
+		t.Fatal("a changed version is acknowledged before it is written")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := changed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var list otav1.DeviceSliceList
+	if err := cp.Client.List(ctx, &list, client.InNamespace(v.ns)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sliceDevices(list.Items, v.pk); got != "new[default=1.1.0]" {
+		t.Fatalf("DeviceSlices hold %q once the report is durable, want the new version", got)
+	}
+}

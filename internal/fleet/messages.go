@@ -75,7 +75,7 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	changed := d.setVersion(pr, m.Module, m.Version)
 	if changed || now.Unix()-d.lastSeen >= int64(lastSeenResolution/time.Second) {
 		d.lastSeen = now.Unix()
-		e.markDevice(d)
+		e.markDevice(d, changed && !isNew)
 	}
 	freed := false
 	// A campaign rebuilt from its slices knows its target only once its
@@ -135,7 +135,6 @@ func (e *Engine) register(pr *product, name string) *device {
 	s.devices = append(s.devices, d)
 	d.slice = s
 	s.dirty = true
-	e.durable.marks++
 	return d
 }
 

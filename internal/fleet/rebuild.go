@@ -61,7 +61,7 @@ func (e *Engine) rebuild(ctx context.Context) error {
 	}
 	for d, lock := range mirrors {
 		if d.task == nil || d.task.c.ref() != lock.Campaign || d.task.state != lock.State {
-			e.markDevice(d)
+			e.markDevice(d, false)
 		}
 	}
 	for _, c := range e.campaigns {

@@ -69,11 +69,17 @@ func (e *Engine) markTask(t *task) {
 	e.durable.marks++
 }
 
-// markDevice marks the device's inventory slice for writing.
-func (e *Engine) markDevice(d *device) {
+// markDevice marks the device's inventory slice for writing. Only a
+// changed version must be written before the report is acknowledged
+// (critical): a new device or a last-seen time is reported again on the
+// device's next connect, and waiting for them would make a fleet's boot
+// storm fill the broker's in-flight window.
+func (e *Engine) markDevice(d *device, critical bool) {
 	if d.slice != nil {
 		d.slice.dirty = true
-		e.durable.marks++
+		if critical {
+			e.durable.marks++
+		}
 	}
 }
 
