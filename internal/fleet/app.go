@@ -26,7 +26,7 @@ func (e *Engine) Confirm(productKey, device string) error {
 		return ErrNoTask
 	}
 	e.setState(t, otav1.TaskQueued, e.now())
-	t.c.enqueue(t)
+	t.c.enqueueAgain(t)
 	e.kick()
 	return nil
 }

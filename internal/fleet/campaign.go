@@ -98,7 +98,10 @@ type campaign struct {
 	nextSlice int
 	// queue holds tasks that may be pushed, oldest first; entries whose
 	// state changed meanwhile are skipped when popped.
-	queue   []*task
+	queue []*task
+	// again holds tasks queued a second time (retries, re-pushes,
+	// confirmations); they go before queue.
+	again   []*task
 	limiter *rate.Limiter
 
 	counts otav1.TaskCounts

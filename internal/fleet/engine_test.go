@@ -276,6 +276,23 @@ func TestWaveSuccessThresholdHolds(t *testing.T) {
 	}
 }
 
+// A wave's retries are pushed although the next waves' tasks are queued
+// before them: the wave ends, and the next one starts (found by the chaos
+// harness: the retries waited behind wave 2 forever).
+func TestWaveWaitsForItsRetries(t *testing.T) {
+	v := newEnv(t)
+	v.devices(failsOnce, v1, names("a", 5)...) // sorted first: wave 1
+	v.devices(upgrades, v1, names("b", 15)...)
+	s := v.spec("b", "default", "2.0.0")
+	s.Waves = []otav1.Wave{{Percent: 25}, {Percent: 100}}
+	s.RetryCount, s.RetryInterval = 1, 100*time.Millisecond
+	v.upsert(s)
+	st := v.waitFor("b", "completion", completed)
+	if st.Counts.Succeeded != 20 || st.CurrentWave != 2 {
+		t.Fatalf("waves with retries: %+v", st)
+	}
+}
+
 func TestAbortThreshold(t *testing.T) {
 	v := newEnv(t)
 	v.devices(failsDownload, v1, names("a", 10)...)

@@ -110,7 +110,7 @@ func releasable(c *campaign) bool {
 // and failure reasons for status. The UpgradeSlices keep the record.
 func (c *campaign) release() {
 	c.sliceCount = len(c.slices)
-	c.tasks, c.slices, c.queue, c.waveStats = map[string]*task{}, nil, nil, nil
+	c.tasks, c.slices, c.queue, c.again, c.waveStats = map[string]*task{}, nil, nil, nil, nil
 	c.stage, c.scanned = rollout.Released, false
 }
 

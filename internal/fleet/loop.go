@@ -149,7 +149,7 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 		case rollout.TimedOut(t.state, t.started, c.spec.Timeout, nowMs):
 			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
 		case !t.queued && rollout.RetryDue(t.state, t.retryAt, nowMs):
-			c.enqueue(t)
+			c.enqueueAgain(t)
 		case t.state == otav1.TaskNotified:
 			e.unanswered(t, false, now)
 		}

@@ -56,24 +56,17 @@ func (p pushLimiter) take(now time.Time, want int) int {
 // collectPushes pops the tasks a running campaign may push now, marks them
 // NOTIFIED and returns them as outgoing pushes.
 func (e *Engine) collectPushes(c *campaign, now time.Time, out []outgoing) []outgoing {
-	if !e.pushing(c, now) || len(c.queue) == 0 {
+
+	if !e.pushing(c, now) || len(c.queue)+len(c.again) == 0 {
 		return out
 	}
-	budget := len(c.queue)
+	budget := len(c.queue) + len(c.again)
 	if !e.opts.IgnoreCampaignRate {
 		budget = min(budget, int(c.limiter.TokensAt(now)))
 	}
 	budget = e.push.take(now, budget)
-	pushed, i := 0, 0
-	for ; i < len(c.queue) && pushed < budget; i++ {
-		t := c.queue[i]
-		if t.state != otav1.TaskQueued || t.c != c {
-			t.queued = false
-			continue
-		}
-		if t.wave > c.currentWave {
-			break
-		}
+	pushed := 0
+	push := func(t *task) {
 		t.queued, t.unsure = false, false
 		t.attempt++
 		t.pushes++
@@ -91,6 +84,36 @@ func (e *Engine) collectPushes(c *campaign, now time.Time, out []outgoing) []out
 			has: true, image: c.spec.Image, module: c.spec.Module, version: c.spec.Target, task: t})
 		pushed++
 	}
+
+	// Tasks queued again first (retries, re-pushes, confirmations): they
+	// sit behind the later waves' tasks in no queue, or a wave waiting for
+	// its own retries would never end.
+	again := c.again[:0]
+	for _, t := range c.again {
+		switch {
+		case t.state != otav1.TaskQueued || t.c != c:
+			t.queued = false
+		case t.wave > c.currentWave || pushed >= budget:
+			again = append(again, t)
+		default:
+			push(t)
+		}
+	}
+	clear(c.again[len(again):])
+	c.again = again
+	// Then the selection, in order: waves come one after the other.
+	i := 0
+	for ; i < len(c.queue) && pushed < budget; i++ {
+		t := c.queue[i]
+		if t.state != otav1.TaskQueued || t.c != c {
+			t.queued = false
+			continue
+		}
+		if t.wave > c.currentWave {
+			break
+		}
+		push(t)
+	}
 	c.queue = c.queue[i:]
 	if pushed > 0 && !e.opts.IgnoreCampaignRate {
 		c.limiter.AllowN(now, pushed)
@@ -98,11 +121,21 @@ func (e *Engine) collectPushes(c *campaign, now time.Time, out []outgoing) []out
 	return out
 }
 
-// enqueue makes a QUEUED task eligible for the next push.
+// enqueue makes a newly selected QUEUED task eligible for the next push,
+// after the tasks selected before it.
 func (c *campaign) enqueue(t *task) {
 	if !t.queued {
 		t.queued = true
 		c.queue = append(c.queue, t)
+	}
+}
+
+// enqueueAgain makes a task eligible that was queued before: a retry, a
+// re-push, a confirmation or a push that failed to publish.
+func (c *campaign) enqueueAgain(t *task) {
+	if !t.queued {
+		t.queued = true
+		c.again = append(c.again, t)
 	}
 }
 
@@ -131,7 +164,7 @@ func (e *Engine) requeue(ts []*task) {
 		}
 		t.attempt--
 		e.setState(t, otav1.TaskQueued, now)
-		t.c.enqueue(t)
+		t.c.enqueueAgain(t)
 		e.stats.PublishFailed++
 	}
 }

@@ -202,7 +202,11 @@ func (e *Engine) lockOnLoad(d *device, t *task) {
 		return
 	}
 	d.task = t
-	if t.state == otav1.TaskQueued && t.retryAt == 0 {
+	switch {
+	case t.state != otav1.TaskQueued || t.retryAt != 0:
+	case t.attempt > 0 || t.pushes > 0:
+		t.c.enqueueAgain(t) // pushed before: not in selection order
+	default:
 		t.c.enqueue(t)
 	}
 }

@@ -116,7 +116,7 @@ func (e *Engine) unanswered(t *task, reconnected bool, now time.Time) {
 	case rollout.Repush:
 		t.attempt-- // the same attempt, not a retry
 		e.setState(t, otav1.TaskQueued, now)
-		c.enqueue(t)
+		c.enqueueAgain(t)
 		e.stats.Repushed++
 	case rollout.NoResponse:
 		e.finish(t, otav1.TaskFailed, otav1.FailureNoResponse,
