@@ -71,8 +71,25 @@ func (e *Engine) rebuild(ctx context.Context) error {
 				c.currentWave = max(c.currentWave, t.wave)
 			}
 		}
+		inSelectionOrder(c)
 	}
 	return nil
+}
+
+// inSelectionOrder puts a rebuilt campaign's slices and push queue back in
+// the order of its selection: the API server lists slices by name
+// (b-0, b-1, b-10, b-11, ..., b-2), and a queue out of wave order stops the
+// push loop at the first task of a later wave, so that the current wave's
+// other tasks were never pushed (found by the chaos harness).
+func inSelectionOrder(c *campaign) {
+	bySlice := func(a, b *upgradeSlice) int { return sliceIndex(a.name) - sliceIndex(b.name) }
+	slices.SortStableFunc(c.slices, bySlice)
+	slices.SortStableFunc(c.queue, func(a, b *task) int {
+		if a.wave != b.wave {
+			return int(a.wave - b.wave)
+		}
+		return bySlice(a.slice, b.slice)
+	})
 }
 
 // invalidRecord counts and logs a slice line that does not read (someone

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"reflect"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,5 +29,37 @@ func TestRebuildFollowsTheProductReconciler(t *testing.T) {
 		if owns, ref := ownsKey(c.p), refused(c.p); owns != c.owns || ref != c.refused {
 			t.Errorf("%s: ownsKey %v refused %v, want %v %v", c.name, owns, ref, c.owns, c.refused)
 		}
+	}
+}
+
+func TestInSelectionOrder(t *testing.T) {
+	c := &campaign{}
+	slice := func(name string) *upgradeSlice {
+		s := &upgradeSlice{name: name}
+		c.slices = append(c.slices, s)
+		return s
+	}
+	// As the API server lists them: by name.
+	s0, s1, s10, s2 := slice("b-0"), slice("b-1"), slice("b-10"), slice("b-2")
+	task := func(name string, wave int32, s *upgradeSlice) *task {
+		t := &task{dev: &device{name: name}, wave: wave, slice: s}
+		c.queue = append(c.queue, t)
+		return t
+	}
+	task("w3", 3, s10)
+	task("w2-late", 2, s2)
+	task("w2-early", 2, s0)
+	task("w1", 1, s1)
+	inSelectionOrder(c)
+	var got []string
+	for _, s := range c.slices {
+		got = append(got, s.name)
+	}
+	for _, t := range c.queue {
+		got = append(got, t.dev.name)
+	}
+	want := []string{"b-0", "b-1", "b-2", "b-10", "w1", "w2-early", "w2-late", "w3"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
 	}
 }
