@@ -22,28 +22,18 @@ import (
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 )
 
-// pendingFix names the engine bug the harness finds on every run today.
-// While it is set, the test reports its mismatches and then skips instead
-// of failing, so that `make test` stays green until the fix lands; set it
-// to "" with the fix, and every mismatch fails the test from then on.
-// CHAOS_STRICT=1 (as `make chaos` sets) fails on mismatches either way.
-// Issue #19 item 1 (durable before ack) has landed: with one wave, 10
-// kills find no mismatch (docs/chaos.md).
-const pendingFix = "waves with retries hang: a wave's retries queue behind the later waves' tasks (docs/chaos.md)"
-
 // config is a run's shape, from the environment (make chaos sets it).
 type config struct {
 	seed    int64
 	kills   int
 	devices int
-	strict  bool
 	dir     string  // CHAOS_DIR keeps the logs and the devices' record there
 	waves   []int32 // CHAOS_WAVES: the waves' cumulative percentages
 }
 
 func configFromEnv(t *testing.T) config {
 	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
-		strict: pendingFix == "" || os.Getenv("CHAOS_STRICT") == "1", dir: os.Getenv("CHAOS_DIR"),
+		dir:   os.Getenv("CHAOS_DIR"),
 		waves: []int32{10, 50, 100}}
 	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices} {
 		if v := os.Getenv(name); v != "" {
@@ -117,22 +107,14 @@ func TestManagerSIGKILL(t *testing.T) {
 	}
 	rep.took = time.Since(began)
 	t.Logf("\n%s%s", rep.table(), rep.details())
-	verdict(t, cfg, rep)
+	verdict(t, rep)
 }
 
-// verdict fails on any mismatch once pendingFix is fixed (or with
-// CHAOS_STRICT=1); until then it reports them and skips.
-func verdict(t *testing.T, cfg config, rep report) {
-	n := rep.mismatches()
-	switch {
-	case n == 0:
-		return
-	case cfg.strict:
+// verdict fails on any mismatch.
+func verdict(t *testing.T, rep report) {
+	if n := rep.mismatches(); n > 0 {
 		t.Errorf("%d mismatches (%d devices lost, %d re-flashed, %d double-counted, %d stuck tasks, %d counters backwards)",
 			n, len(rep.f.lost), len(rep.f.reflashed), rep.f.double, rep.f.stuck, len(rep.backwards))
-	default:
-		t.Skipf("%d mismatches (%d devices lost, %d re-flashed), not failing until this is fixed: %s; "+
-			"CHAOS_STRICT=1 fails on them", n, len(rep.f.lost), len(rep.f.reflashed), pendingFix)
 	}
 }
 
