@@ -29,13 +29,16 @@ type config struct {
 	devices int
 	dir     string  // CHAOS_DIR keeps the logs and the devices' record there
 	waves   []int32 // CHAOS_WAVES: the waves' cumulative percentages
+	// replicas of the manager (CHAOS_REPLICAS): with two, the leader is
+	// killed and the standby takes over.
+	replicas int
 }
 
 func configFromEnv(t *testing.T) config {
 	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
 		dir:   os.Getenv("CHAOS_DIR"),
-		waves: []int32{10, 50, 100}}
-	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices} {
+		waves: []int32{10, 50, 100}, replicas: 1}
+	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices, "CHAOS_REPLICAS": &c.replicas} {
 		if v := os.Getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -43,6 +46,9 @@ func configFromEnv(t *testing.T) config {
 			}
 			*dst = n
 		}
+	}
+	if c.replicas < 1 {
+		t.Fatalf("CHAOS_REPLICAS=%d: at least one manager", c.replicas)
 	}
 	if v := os.Getenv("CHAOS_WAVES"); v != "" {
 		c.waves = nil
@@ -80,7 +86,7 @@ func TestManagerSIGKILL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute+time.Duration(cfg.kills)*time.Minute)
 	defer cancel()
 	began := time.Now()
-	r := startRig(ctx, t, cfg.dir)
+	r := startRig(ctx, t, cfg.dir, cfg.replicas)
 	r.createProduct(ctx)
 	sim := r.startSimulator(ctx, cfg.devices, cfg.seed)
 	w := startWatch(ctx, r.c)
@@ -97,10 +103,10 @@ func TestManagerSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the killer: %v", err)
 	}
-	if _, err := r.waitManager(ctx, cfg.devices, 3*time.Minute); err != nil {
+	if _, _, err := r.waitLeader(ctx, cfg.devices, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	rep := report{seed: cfg.seed, kills: kills, devices: cfg.devices, rounds: rounds}
+	rep := report{seed: cfg.seed, kills: kills, devices: cfg.devices, replicas: cfg.replicas, rounds: rounds}
 	rep.f, rep.backwards, rep.polls = r.finalCheck(ctx, t, w, sim)
 	if rolloutErr != nil {
 		rep.f.add(kindRollout, "rollout %d: %v", rounds, rolloutErr)

@@ -30,6 +30,7 @@ func agreeing() (*snapshot, []devicesim.DeviceStatus) {
 	}
 	ub := otav1.UpgradeBatch{}
 	ub.Name = "to-2.0.0"
+	ub.Spec.Retry = &otav1.RetryPolicy{Count: 2}
 	ub.Status = otav1.UpgradeBatchStatus{Phase: otav1.BatchCompleted, Slices: 1,
 		Counts:         otav1.TaskCounts{Total: 3, Succeeded: 2, Failed: 1},
 		FailureReasons: []otav1.ReasonCount{{Reason: otav1.FailureFlash, Count: 1}}}
@@ -86,6 +87,10 @@ func TestCheckNamesEveryDisagreement(t *testing.T) {
 		{"a reason miscounted", func(s *snapshot, _ []devicesim.DeviceStatus) {
 			s.batches[0].Status.FailureReasons[0].Count = 2
 		}, 0, 0, 0, 0, "failure reasons"},
+		{"a failure not retried", func(s *snapshot, d []devicesim.DeviceStatus) {
+			d[1].History = d[1].History[:1]
+			s.tasks["to-2.0.0"][0].Tasks[1].Attempt = 1
+		}, 0, 0, 0, 0, "b: failed for good after 1 attempts; the batch allows 3"},
 		{"the Product's distribution", func(s *snapshot, _ []devicesim.DeviceStatus) {
 			s.product.Status.Modules[0].Versions[1].Devices = 2
 		}, 0, 0, 0, 0, "Product: 3 devices"},
@@ -121,21 +126,22 @@ func TestWatchSeesCountersGoBackwards(t *testing.T) {
 }
 
 func TestPercentile(t *testing.T) {
-	var kills []kill
-	for i := 1; i <= 100; i++ {
-		kills = append(kills, kill{recover: secondsOf(i)})
+	var d []time.Duration
+	for i := 100; i >= 1; i-- {
+		d = append(d, secondsOf(i))
 	}
-	if p50, p99 := percentile(kills, 50), percentile(kills, 99); p50 != secondsOf(50) || p99 != secondsOf(99) {
+	if p50, p99 := percentile(d, 50), percentile(d, 99); p50 != secondsOf(50) || p99 != secondsOf(99) {
 		t.Fatalf("p50 %s p99 %s", p50, p99)
 	}
-	if percentile(nil, 50) != 0 || percentile(kills[:1], 99) != secondsOf(1) {
+	if percentile(nil, 50) != 0 || percentile(d[99:], 99) != secondsOf(1) {
 		t.Fatal("percentiles of no or one kill")
 	}
 }
 
 func TestParseMetrics(t *testing.T) {
-	m, err := parseMetrics(strings.NewReader("# HELP x\notafleet_mqtt_connected 1\notafleet_fleet_devices 2000\nother 3\n"))
-	if err != nil || !m.connected || m.devices != 2000 {
+	m, err := parseMetrics(strings.NewReader("# HELP x\notafleet_mqtt_connected 1\notafleet_fleet_devices 2000\nother 3\n" +
+		`otafleet_fleet_pushes_total{result="failed"} 1` + "\n" + `otafleet_fleet_pushes_total{result="sent"} 7` + "\n"))
+	if err != nil || !m.connected || m.devices != 2000 || m.pushes != 7 {
 		t.Fatalf("%+v %v", m, err)
 	}
 }

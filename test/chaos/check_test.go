@@ -23,7 +23,7 @@ type findings struct {
 }
 
 // Kinds of mismatch, in the order the report lists them.
-var kinds = []string{kindRollout, kindStuck, kindLost, kindReflash, kindRepush, kindUnpushed, kindCounts,
+var kinds = []string{kindRollout, kindStuck, kindLost, kindReflash, kindRepush, kindRetry, kindUnpushed, kindCounts,
 	kindDuplicate, kindInventory, kindProduct, kindContract}
 
 const (
@@ -32,6 +32,7 @@ const (
 	kindLost      = "tasks that disagree with their device's last attempt"
 	kindReflash   = "devices that flashed an image twice"
 	kindRepush    = "tasks that count fewer attempts than their device made"
+	kindRetry     = "devices that failed for good before their retries were used"
 	kindUnpushed  = "devices never pushed the image"
 	kindCounts    = "batch status against the devices and the UpgradeSlices"
 	kindDuplicate = "devices recorded twice"
@@ -151,7 +152,9 @@ func checkBatch(f *findings, ub *otav1.UpgradeBatch, slices []otav1.UpgradeSlice
 	reasons := map[string]int64{}
 	for _, d := range devices {
 		task, ok := tasks[d.Name]
-		x := checkTask(f, ub.Name, d, attemptsAt(d, version), task, ok)
+		as := attemptsAt(d, version)
+		x := checkTask(f, ub.Name, d, as, task, ok)
+		checkRetries(f, ub, d.Name, as, x)
 		countState(&want, x.state)
 		if x.reason != "" {
 			reasons[x.reason]++
@@ -198,6 +201,18 @@ func checkTask(f *findings, batch string, d devicesim.DeviceStatus, attempts []d
 		f.add(kindRepush, "%s %s: task at attempt %d; the device made %d attempts", batch, d.Name, task.Attempt, len(attempts))
 	}
 	return want
+}
+
+// checkRetries: a device whose failure is final used every attempt the
+// batch's retry policy gives it.
+func checkRetries(f *findings, ub *otav1.UpgradeBatch, device string, attempts []devicesim.Attempt, want taskWant) {
+	allowed := 1
+	if ub.Spec.Retry != nil {
+		allowed += int(ub.Spec.Retry.Count)
+	}
+	if want.state == otav1.TaskFailed && len(attempts) != allowed {
+		f.add(kindRetry, "%s %s: failed for good after %d attempts; the batch allows %d", ub.Name, device, len(attempts), allowed)
+	}
 }
 
 // checkCounts: the batch's status counts what the devices did.

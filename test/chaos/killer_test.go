@@ -16,16 +16,18 @@ const (
 	maxGap = 6 * time.Second
 )
 
-// kill is one SIGKILL of the manager.
+// kill is one SIGKILL of the leading manager.
 type kill struct {
-	round   int
-	at      time.Time
-	recover time.Duration // from the SIGKILL to the next manager taking work
+	round     int
+	at        time.Time
+	recover   time.Duration // from the SIGKILL to the next leader taking work
+	firstPush time.Duration // from the SIGKILL to the next leader's first push; 0 if none within a minute
 }
 
-// killer SIGKILLs the manager at seeded random instants while a rollout
-// runs, restarts it at once, and measures how long the next one takes to
-// take work (the lease of the killed leader has to expire first).
+// killer SIGKILLs the leading manager at seeded random instants while a
+// rollout runs, restarts it at once, and measures how long the next leader
+// takes to take work (the lease of the killed leader has to expire first)
+// and to push.
 type killer struct {
 	r       *rig
 	rng     *rand.Rand
@@ -33,16 +35,19 @@ type killer struct {
 	devices int
 	round   atomic.Int32 // the running rollout; 0 between rollouts
 	done    chan struct{}
+	pushes  sync.WaitGroup // first-push measurements
 
 	mu     sync.Mutex
 	kills  []kill
+	leader int
 	lastUp time.Time
 	err    error
 }
 
 func newKiller(r *rig, seed int64, want, devices int) *killer {
+	leader, up, _ := r.waitLeader(context.Background(), 0, time.Second) // startRig waited for it
 	return &killer{r: r, rng: rand.New(rand.NewPCG(uint64(seed), 0x5eed)), want: want, devices: devices,
-		done: make(chan struct{}), lastUp: time.Now()}
+		done: make(chan struct{}), leader: leader, lastUp: up}
 }
 
 // run kills until it has killed want times or ctx ends. The rig's manager
@@ -69,20 +74,30 @@ func (k *killer) run(ctx context.Context) {
 
 func (k *killer) killOnce(ctx context.Context, round int) error {
 	at := time.Now()
-	if err := k.r.manager.kill(); err != nil {
+	if err := k.r.managers[k.leader].kill(); err != nil {
 		return err
 	}
-	if err := k.r.startManager(); err != nil {
+	if err := k.r.startManager(k.leader); err != nil {
 		return err
 	}
-	up, err := k.r.waitManager(ctx, k.devices, 3*time.Minute)
+	leader, up, err := k.r.waitLeader(ctx, k.devices, 3*time.Minute)
 	if err != nil {
 		return fmt.Errorf("after kill %d: %w", len(k.kills)+1, err)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.kills = append(k.kills, kill{round: round, at: at, recover: up.Sub(at)})
-	k.lastUp = up
+	k.leader, k.lastUp = leader, up
+	n, p := len(k.kills)-1, k.r.managers[leader]
+	k.pushes.Add(1)
+	go func() {
+		defer k.pushes.Done()
+		if pushed := k.r.firstPush(ctx, leader, p, time.Minute); !pushed.IsZero() {
+			k.mu.Lock()
+			k.kills[n].firstPush = pushed.Sub(at)
+			k.mu.Unlock()
+		}
+	}()
 	return nil
 }
 
@@ -116,6 +131,7 @@ func (k *killer) since() time.Time {
 
 // result returns the kills and the killer's error; call it after done.
 func (k *killer) result() ([]kill, error) {
+	k.pushes.Wait()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return append([]kill(nil), k.kills...), k.err

@@ -16,6 +16,7 @@ import (
 type managerMetrics struct {
 	connected bool    // otafleet_mqtt_connected: connected and subscribed
 	devices   float64 // otafleet_fleet_devices: the inventory the engine rebuilt
+	pushes    float64 // otafleet_fleet_pushes_total{result="sent"}
 }
 
 // scrape reads the manager's /metrics.
@@ -60,6 +61,8 @@ func parseMetrics(r io.Reader) (managerMetrics, error) {
 			m.connected = v == 1
 		case "otafleet_fleet_devices":
 			m.devices = v
+		case `otafleet_fleet_pushes_total{result="sent"}`:
+			m.pushes = v
 		}
 	}
 	return m, sc.Err()

@@ -13,6 +13,7 @@ type report struct {
 	seed      int64
 	kills     []kill
 	devices   int
+	replicas  int
 	rounds    int
 	f         *findings
 	backwards []string
@@ -28,12 +29,22 @@ func (r report) mismatches() int { return r.f.count() + len(r.backwards) }
 func (r report) table() string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "seed\tkills\tfaults\tdevices\trollouts\tlost\tdouble-counted\tre-flashed\tre-pushed\tstuck\tbackwards\tmismatches\trecover p50\trecover p99\t")
-	p50, p99 := percentile(r.kills, 50), percentile(r.kills, 99)
-	fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.seed, len(r.kills), 0, r.devices, r.rounds,
-		len(r.f.lost), r.f.double, len(r.f.reflashed), r.f.repushed, r.f.stuck, len(r.backwards), r.mismatches(), p50, p99)
+	fmt.Fprintln(w, "seed\tkills\tfaults\tdevices\treplicas\trollouts\tlost\tdouble-counted\tre-flashed\tre-pushed\tstuck\t"+
+		"backwards\tmismatches\trecover p50\trecover p99\tfirst push p50\tfirst push p99\t")
+	var recovered, pushed []time.Duration
+	for _, k := range r.kills {
+		recovered = append(recovered, k.recover)
+		if k.firstPush > 0 {
+			pushed = append(pushed, k.firstPush)
+		}
+	}
+	fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", r.seed, len(r.kills), 0,
+		r.devices, r.replicas, r.rounds, len(r.f.lost), r.f.double, len(r.f.reflashed), r.f.repushed, r.f.stuck,
+		len(r.backwards), r.mismatches(), percentile(recovered, 50), percentile(recovered, 99),
+		percentile(pushed, 50), percentile(pushed, 99))
 	_ = w.Flush()
-	fmt.Fprintf(&b, "(%d status polls; the run took %s)\n", r.polls, r.took.Round(time.Second))
+	fmt.Fprintf(&b, "(%d status polls; first push measured after %d of %d kills; the run took %s)\n", r.polls,
+		len(pushed), len(r.kills), r.took.Round(time.Second))
 	return b.String()
 }
 
@@ -50,22 +61,19 @@ func (r report) details() string {
 	}
 	var kills []string
 	for i, k := range r.kills {
-		kills = append(kills, fmt.Sprintf("kill %d in rollout %d at %s, took work again after %s", i+1, k.round,
-			k.at.Format("15:04:05.000"), k.recover.Round(time.Millisecond)))
+		kills = append(kills, fmt.Sprintf("kill %d in rollout %d at %s, took work again after %s, first push after %s",
+			i+1, k.round, k.at.Format("15:04:05.000"), k.recover.Round(time.Millisecond), k.firstPush.Round(time.Millisecond)))
 	}
 	fmt.Fprintf(&b, "kills:\n%s\n", firstFew(kills, 20))
 	return b.String()
 }
 
-// percentile is the nearest-rank percentile of the recovery times.
-func percentile(kills []kill, p int) time.Duration {
-	if len(kills) == 0 {
+// percentile is the nearest-rank percentile of durations.
+func percentile(durations []time.Duration, p int) time.Duration {
+	if len(durations) == 0 {
 		return 0
 	}
-	d := make([]time.Duration, len(kills))
-	for i, k := range kills {
-		d[i] = k.recover
-	}
+	d := slices.Clone(durations)
 	slices.Sort(d)
 	rank := (p*len(d) + 99) / 100
 	return d[max(rank, 1)-1].Round(100 * time.Millisecond)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,15 +37,15 @@ type rig struct {
 	kubeconfig string
 	dlAddr     string
 	download   *proc
-	metrics    string // the manager's metrics address, the same across restarts
-	manager    *proc
-	starts     int // manager processes started
+	managers   []*proc  // one per replica, the current process of each
+	metrics    []string // each replica's metrics address, the same across restarts
+	starts     int      // manager processes started
 }
 
 // startRig builds the binaries and starts the servers, the download
-// service and a first manager, with logs in dir (a temporary directory when
-// empty). Everything is stopped when the test ends.
-func startRig(ctx context.Context, t *testing.T, dir string) *rig {
+// service and the replicas of the manager, with logs in dir (a temporary
+// directory when empty). Everything is stopped when the test ends.
+func startRig(ctx context.Context, t *testing.T, dir string, replicas int) *rig {
 	r := &rig{t: t, dir: dir}
 	if dir == "" {
 		r.dir = t.TempDir()
@@ -78,19 +77,9 @@ func startRig(ctx context.Context, t *testing.T, dir string) *rig {
 	t.Cleanup(func() { _ = r.store.Stop() })
 	secret := r.createSecrets(ctx)
 	r.startDownload(ctx, secret)
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.metrics = "127.0.0.1:" + strconv.Itoa(port)
-	if err := r.startManager(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.manager.kill() })
-	if _, err := r.waitManager(ctx, 0, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("servers, download service and manager up %s after the start; logs in %s", time.Since(began).Round(time.Millisecond), r.dir)
+	r.startManagers(ctx, replicas)
+	t.Logf("servers, download service and %d manager(s) up %s after the start; logs in %s", replicas,
+		time.Since(began).Round(time.Millisecond), r.dir)
 	return r
 }
 
@@ -138,41 +127,4 @@ func (r *rig) startDownload(ctx context.Context, secret []byte) {
 	if err := waitListening(ctx, r.download, r.dlAddr, time.Minute); err != nil {
 		r.t.Fatal(err)
 	}
-}
-
-// startManager starts a manager process: leader election on, the same MQTT
-// client ID every time, so it takes over the persistent session.
-func (r *rig) startManager() error {
-	r.starts++
-	p, err := startProc(fmt.Sprintf("manager #%d", r.starts), filepath.Join(r.dir, "manager.log"), nil,
-		[]string{"KUBECONFIG=" + r.kubeconfig},
-		r.bins.manager, "--leader-elect", "--leader-election-namespace", systemNS,
-		"--metrics-bind-address", r.metrics, "--health-probe-bind-address", "0",
-		"--mqtt-broker", r.broker.URL, "--mqtt-client-id", clientID,
-		"--s3-endpoint", r.store.Endpoint, "--s3-insecure", "--s3-credentials-secret", systemNS+"/otafleet-s3",
-		"--download-url", "http://"+downloadHost, "--download-secret", systemNS+"/otafleet-download")
-	if err != nil {
-		return err
-	}
-	r.manager = p
-	return nil
-}
-
-// waitManager waits until the running manager leads and takes work: its
-// gateway is connected and subscribed, and its engine holds at least
-// devices devices (it rebuilt the inventory). It returns when that was.
-func (r *rig) waitManager(ctx context.Context, devices int, timeout time.Duration) (time.Time, error) {
-	var last managerMetrics
-	err := poll(ctx, timeout, func() (bool, error) {
-		if r.manager.exited() {
-			return false, fmt.Errorf("%s exited: %v (log %s)", r.manager.name, r.manager.err, filepath.Join(r.dir, "manager.log"))
-		}
-		m, err := scrape(ctx, r.metrics)
-		last = m
-		return err == nil && m.connected && m.devices >= float64(devices), nil
-	})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%s did not take work: %w (last metrics %+v)", r.manager.name, err, last)
-	}
-	return time.Now(), nil
 }
