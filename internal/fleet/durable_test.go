@@ -122,3 +122,34 @@ func TestOnlyChangedVersionsWaitForTheirWrite(t *testing.T) {
 		t.Fatalf("DeviceSlices hold %q once the report is durable, want the new version", got)
 	}
 }
+
+// A failure a device reports after a takeover, before the campaign's spec
+// (and so its retry policy) is back, is retried if the policy allows it,
+// and final otherwise (found by the chaos harness).
+func TestFailureBeforeTheSpecFollowsTheRetryPolicy(t *testing.T) {
+	for _, retries := range []int32{1, 0} {
+		v := newEnv(t)
+		v.devices(ignores, v1, "a", "b")
+		s := v.spec("b", "default", "2.0.0")
+		s.RetryCount, s.RetryInterval = retries, 10*time.Millisecond
+		v.upsert(s)
+		v.waitFor("b", "pushed", func(s Status) bool { return s.Counts.Notified == 2 })
+		v.restart()
+		v.e.HandleBatch(context.Background(), []protocol.Message{{Kind: protocol.KindProgress, ProductKey: v.pk,
+			DeviceName: "a", Module: "default", Step: -2, Desc: "download failed"}})
+		s.SelectionComplete = true
+		v.upsert(s)
+		if retries == 0 {
+			st := v.waitFor("b", "a final failure", func(s Status) bool { return s.Counts.Failed == 1 })
+			if st.Counts.Queued != 0 {
+				t.Fatalf("no retries allowed: %+v", st.Counts)
+			}
+			continue
+		}
+		v.waitFor("b", "a retry", func(s Status) bool {
+			v.sim.mu.Lock()
+			defer v.sim.mu.Unlock()
+			return s.Counts.Notified == 2 && s.Counts.Failed == 0 && v.sim.pushes["a"] == 2
+		})
+	}
+}

@@ -316,6 +316,7 @@ func (e *Engine) SetPublisher(p Publisher) {
 // with its first Upsert; devices that informed the target meanwhile (their
 // inventory version says so) succeeded.
 func (e *Engine) settleLoaded(c *campaign, now time.Time) {
+	policy := rollout.Retry{Count: c.spec.RetryCount, Interval: c.spec.RetryInterval, TimedOut: c.spec.RetryTimedOut}
 	for _, t := range c.tasks {
 		if t.dev.task != t || !t.state.Active() {
 			continue
@@ -324,6 +325,18 @@ func (e *Engine) settleLoaded(c *campaign, now time.Time) {
 			t.step = 100
 			e.finish(t, otav1.TaskSucceeded, "", "", now)
 			e.stats.Succeeded++
+			continue
+		}
+		// A failure waiting for its retry: the policy decides now whether
+		// it is one (a failure applied before the spec came waits so).
+		if t.state == otav1.TaskQueued && t.attempt > 0 && t.retryAt > 0 && t.reason != "" {
+			to := otav1.TaskFailed
+			if t.reason == otav1.FailureTimeout {
+				to = otav1.TaskTimedOut
+			}
+			if rollout.AfterFailure(to, t.attempt, policy, c.over(now), now).IsZero() {
+				e.finish(t, to, t.reason, t.message, now)
+			}
 		}
 	}
 }

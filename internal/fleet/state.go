@@ -48,6 +48,16 @@ func (e *Engine) finish(t *task, to otav1.TaskState, reason, msg string, now tim
 // retry while the campaign allows one, and ends the task otherwise.
 func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.Time) {
 	c := t.c
+	if !c.hasSpec {
+		// Rebuilt from its slices, the campaign learns its retry policy
+		// only with its first Upsert: until then the failure waits as a
+		// due retry, and settleLoaded decides (found by the chaos harness:
+		// failures right after a takeover were final, not retried).
+		t.reason, t.message = reason, rollout.RetryMessage(t.attempt, reason, msg)
+		t.retryAt, t.started, t.pushes = now.UnixMilli(), 0, 0
+		e.setState(t, otav1.TaskQueued, now)
+		return
+	}
 	policy := rollout.Retry{Count: c.spec.RetryCount, Interval: c.spec.RetryInterval, TimedOut: c.spec.RetryTimedOut}
 	if at := rollout.AfterFailure(to, t.attempt, policy, c.over(now), now); !at.IsZero() {
 		t.reason = reason

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,7 +27,6 @@ type config struct {
 	seed    int64
 	kills   int
 	devices int
-	strict  bool    // CHAOS_STRICT=1 fails on the mismatches of known bugs too
 	dir     string  // CHAOS_DIR keeps the logs and the devices' record there
 	waves   []int32 // CHAOS_WAVES: the waves' cumulative percentages
 	// replicas of the manager (CHAOS_REPLICAS): with two, the leader is
@@ -38,7 +36,7 @@ type config struct {
 
 func configFromEnv(t *testing.T) config {
 	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
-		dir: os.Getenv("CHAOS_DIR"), strict: os.Getenv("CHAOS_STRICT") == "1",
+		dir:   os.Getenv("CHAOS_DIR"),
 		waves: []int32{10, 50, 100}, replicas: 1}
 	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices, "CHAOS_REPLICAS": &c.replicas} {
 		if v := os.Getenv(name); v != "" {
@@ -115,48 +113,15 @@ func TestManagerSIGKILL(t *testing.T) {
 	}
 	rep.took = time.Since(began)
 	t.Logf("\n%s%s", rep.table(), rep.details())
-	verdict(t, rep, cfg.strict)
+	verdict(t, rep)
 }
 
-// knownBugs are kinds of mismatch that come from an engine bug not fixed
-// yet. A run whose only mismatches are of these kinds prints them and skips
-// instead of failing, so that `make test` stays green until the fix lands;
-// delete the entry with the fix. CHAOS_STRICT=1 (`make chaos`) fails on
-// them anyway.
-var knownBugs = map[string]string{
-	kindRetry: "failures reported right after a takeover are final, not retried (docs/chaos.md)",
-}
-
-// verdict fails on any mismatch but those of known bugs, on which it skips.
-func verdict(t *testing.T, rep report, strict bool) {
-	fail, skip := judge(rep, strict)
-	switch {
-	case fail:
+// verdict fails on any mismatch.
+func verdict(t *testing.T, rep report) {
+	if rep.mismatches() > 0 || len(rep.backwards) > 0 {
 		t.Errorf("%d mismatches (%d devices lost, %d re-flashed, %d double-counted, %d stuck tasks, %d counters backwards)",
 			rep.mismatches(), len(rep.f.lost), len(rep.f.reflashed), rep.f.double, rep.f.stuck, len(rep.backwards))
-	case skip != "":
-		t.Skipf("only mismatches of known bugs, not failing until they are fixed (CHAOS_STRICT=1 fails): %s", skip)
 	}
-}
-
-// judge decides: fail on a mismatch of an unknown kind (or any, when
-// strict), else skip with what the known bugs did.
-func judge(rep report, strict bool) (fail bool, skip string) {
-	if rep.mismatches() == 0 {
-		return false, ""
-	}
-	var known []string
-	for kind, lines := range rep.f.problems {
-		if len(lines) > 0 && knownBugs[kind] == "" {
-			return true, ""
-		}
-		known = append(known, fmt.Sprintf("%d %s: %s", len(lines), kind, knownBugs[kind]))
-	}
-	if strict || len(rep.backwards) > 0 {
-		return true, ""
-	}
-	sort.Strings(known)
-	return false, strings.Join(known, "; ")
 }
 
 // rollouts rolls version 2.0.0, 3.0.0, ... out to the whole fleet, one

@@ -147,30 +147,3 @@ func TestParseMetrics(t *testing.T) {
 }
 
 func secondsOf(n int) time.Duration { return time.Duration(n) * time.Second }
-
-func TestJudgeSkipsOnlyOnKnownBugs(t *testing.T) {
-	rep := func(kinds ...string) report {
-		r := report{f: newFindings()}
-		for _, k := range kinds {
-			r.f.add(k, "a line")
-		}
-		return r
-	}
-	for _, tc := range []struct {
-		name   string
-		rep    report
-		strict bool
-		fail   bool
-		skip   bool
-	}{
-		{"no mismatch", rep(), false, false, false},
-		{"a known bug", rep(kindRetry), false, false, true},
-		{"a known bug, strict", rep(kindRetry), true, true, false},
-		{"a known bug and a loss", rep(kindRetry, kindLost), false, true, false},
-		{"a counter backwards", report{f: newFindings(), backwards: []string{"x"}}, false, true, false},
-	} {
-		if fail, skip := judge(tc.rep, tc.strict); fail != tc.fail || (skip != "") != tc.skip {
-			t.Errorf("%s: fail %t, skip %q", tc.name, fail, skip)
-		}
-	}
-}
