@@ -20,6 +20,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/lab"
 )
 
 // config is a run's shape, from the environment (make chaos sets it).
@@ -153,7 +154,7 @@ func (r *rig) rollouts(ctx context.Context, k *killer, cfg config) (int, error) 
 func (r *rig) waitBatch(ctx context.Context, ub *otav1.UpgradeBatch, k *killer) error {
 	start := time.Now()
 	const stall = 3 * time.Minute
-	return poll(ctx, 24*time.Hour, func() (bool, error) {
+	return lab.Poll(ctx, 24*time.Hour, func() (bool, error) {
 		if err := r.c.Get(ctx, client.ObjectKeyFromObject(ub), ub); err == nil && finished(ub) {
 			return true, nil
 		}
@@ -177,7 +178,7 @@ func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simul
 	}
 	t.Logf("devicesim: %s downloads=%d ignored=%d", sum.Line(), sum.Downloads, sum.PushesIgnored)
 	var f *findings
-	err = poll(ctx, time.Minute, func() (bool, error) {
+	err = lab.Poll(ctx, time.Minute, func() (bool, error) {
 		s, err := readSnapshot(ctx, r.c)
 		if err != nil {
 			return false, nil // the API server answers again within the minute, or the check says what is missing

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -295,7 +296,7 @@ func checkReflashes(f *findings, devices []devicesim.DeviceStatus) {
 				flashes[a.Module+" "+a.Version]++
 			}
 		}
-		for _, img := range sortedKeys(flashes) {
+		for _, img := range slices.Sorted(maps.Keys(flashes)) {
 			if flashes[img] > 1 {
 				f.reflashed[d.Name] = true
 				f.add(kindReflash, "%s flashed %s %d times", d.Name, img, flashes[img])

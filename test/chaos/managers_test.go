@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/otafleet/otafleet/internal/lab"
 )
 
 // startManagers starts the replicas of the manager and waits until one of
@@ -62,7 +64,7 @@ func (r *rig) managerLog(i int) string {
 func (r *rig) waitLeader(ctx context.Context, devices int, timeout time.Duration) (int, time.Time, error) {
 	leader := -1
 	last := make([]managerMetrics, len(r.managers))
-	err := poll(ctx, timeout, func() (bool, error) {
+	err := lab.Poll(ctx, timeout, func() (bool, error) {
 		for i, p := range r.managers {
 			if p.exited() {
 				return false, fmt.Errorf("%s exited: %v (log %s)", p.name, p.err, r.managerLog(i))
@@ -87,7 +89,7 @@ func (r *rig) waitLeader(ctx context.Context, devices int, timeout time.Duration
 // timeout or was killed first (the rollout may have nothing left to push).
 func (r *rig) firstPush(ctx context.Context, i int, p *proc, timeout time.Duration) time.Time {
 	var at time.Time
-	_ = poll(ctx, timeout, func() (bool, error) {
+	_ = lab.Poll(ctx, timeout, func() (bool, error) {
 		if p.exited() {
 			return true, nil
 		}

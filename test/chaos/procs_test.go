@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/otafleet/otafleet/internal/lab"
 )
 
 // binaries are the harness's builds of the real commands.
@@ -124,7 +126,7 @@ func freePort() (int, error) {
 // waitListening dials addr until it accepts, the process exits or the
 // timeout passes.
 func waitListening(ctx context.Context, p *proc, addr string, timeout time.Duration) error {
-	return poll(ctx, timeout, func() (bool, error) {
+	return lab.Poll(ctx, timeout, func() (bool, error) {
 		if p.exited() {
 			return false, fmt.Errorf("%s exited (%v) before listening on %s", p.name, p.err, addr)
 		}
@@ -134,24 +136,4 @@ func waitListening(ctx context.Context, p *proc, addr string, timeout time.Durat
 		}
 		return err == nil, nil
 	})
-}
-
-// poll calls cond every 100 ms until it returns true, an error, or the
-// timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s", timeout)
-		case <-t.C:
-		}
-	}
 }

@@ -21,6 +21,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/devicesim"
+	"github.com/otafleet/otafleet/internal/lab"
 )
 
 const (
@@ -61,7 +62,7 @@ func (r *rig) createProduct(ctx context.Context) *otav1.Product {
 	if err := r.c.Create(ctx, p); err != nil {
 		r.t.Fatal(err)
 	}
-	err := poll(ctx, 2*time.Minute, func() (bool, error) {
+	err := lab.Poll(ctx, 2*time.Minute, func() (bool, error) {
 		err := r.c.Get(ctx, client.ObjectKeyFromObject(p), p)
 		return err == nil && apimeta.IsStatusConditionTrue(p.Status.Conditions, otav1.ConditionReady), nil
 	})
@@ -97,7 +98,7 @@ func (r *rig) startSimulator(ctx context.Context, n int, seed int64) *simulator 
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { _ = s.p.kill() })
-	err = poll(ctx, 3*time.Minute, func() (bool, error) {
+	err = lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
 		if s.p.exited() {
 			return false, fmt.Errorf("devicesim exited: %v", s.p.err)
 		}
@@ -163,7 +164,7 @@ func (r *rig) pushFirmware(ctx context.Context, version string) (*otav1.Firmware
 		return nil, err
 	}
 	key := client.ObjectKeyFromObject(fw)
-	err := poll(ctx, 3*time.Minute, func() (bool, error) {
+	err := lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
 		return r.c.Get(ctx, key, fw) == nil && fw.Status.Upload != nil && fw.Status.Upload.URL != "", nil
 	})
 	if err != nil {
@@ -183,7 +184,7 @@ func (r *rig) pushFirmware(ctx context.Context, version string) (*otav1.Firmware
 	if resp.StatusCode/100 != 2 {
 		return nil, fmt.Errorf("uploading %s: %s", fw.Name, resp.Status)
 	}
-	err = poll(ctx, 3*time.Minute, func() (bool, error) {
+	err = lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
 		return r.c.Get(ctx, key, fw) == nil && apimeta.IsStatusConditionTrue(fw.Status.Conditions, otav1.ConditionReady), nil
 	})
 	if err != nil {

@@ -3,7 +3,8 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,7 +55,7 @@ func (w *watch) observe(batches []otav1.UpgradeBatch, now time.Time) {
 	for _, ub := range batches {
 		seen := counters(ub.Status)
 		prev := w.last[ub.Name]
-		for _, name := range sortedKeys(prev) {
+		for _, name := range slices.Sorted(maps.Keys(prev)) {
 			if seen[name] < prev[name] {
 				w.events = append(w.events, fmt.Sprintf("%s batch %s: %s went backwards, %d -> %d",
 					now.Format("15:04:05.000"), ub.Name, name, prev[name], seen[name]))
@@ -85,13 +86,4 @@ func (w *watch) stop() ([]string, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.events...), w.polls
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
