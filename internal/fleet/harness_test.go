@@ -161,7 +161,7 @@ func newEnv(t *testing.T) *env {
 // start runs a fresh engine over what the API server holds, as a new
 // leader would.
 func (v *env) start() {
-	v.e = New(cp.Client, cp.Client, nil, staticSigner{}, Options{FlushInterval: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond, RepushAfter: 100 * time.Millisecond}, logr.Discard())
+	v.e = New(cp.Client, cp.Client, nil, staticSigner{}, Options{FlushInterval: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond, RepushAfter: 100 * time.Millisecond, RebuiltRepushAfter: time.Second}, logr.Discard())
 	if v.sim == nil {
 		v.sim = &simDevices{pk: v.pk, how: map[string]behaviour{}, pushes: map[string]int{}, modules: map[string]map[string]string{}}
 	}
