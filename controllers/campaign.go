@@ -36,7 +36,7 @@ func (w *waitError) Error() string { return w.message }
 // resolveFirmware returns the Firmware a campaign uses, ready for pushing,
 // and its product's key. A *waitError says why the campaign may not push
 // now; the caller then holds it in the engine (holdCampaign).
-func resolveFirmware(ctx context.Context, c client.Client, e *fleet.Engine, ns, name string) (*otav1.Firmware, string, error) {
+func resolveFirmware(ctx context.Context, c client.Client, e Engine, ns, name string) (*otav1.Firmware, string, error) {
 	fw := &otav1.Firmware{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, fw); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -70,7 +70,7 @@ func resolveFirmware(ctx context.Context, c client.Client, e *fleet.Engine, ns, 
 // kept pushing the last image it was given, for a Firmware no longer Ready
 // or a Product already deleted. It returns the engine's status, if the
 // engine has the campaign.
-func holdCampaign(e *fleet.Engine, ns string, ref otav1.CampaignReference, err error) (fleet.Status, bool) {
+func holdCampaign(e Engine, ns string, ref otav1.CampaignReference, err error) (fleet.Status, bool) {
 	var w *waitError
 	if e == nil || !errors.As(err, &w) {
 		return fleet.Status{}, false
@@ -151,7 +151,7 @@ func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 // campaignEvents returns a channel of reconcile events for the campaigns
 // of one kind whose status the engine changed. A full channel drops the
 // event: the campaign's next change or periodic requeue catches up.
-func campaignEvents(e *fleet.Engine, kind otav1.CampaignKind) <-chan event.GenericEvent {
+func campaignEvents(e Engine, kind otav1.CampaignKind) <-chan event.GenericEvent {
 	n := &campaignNotifier{kind: kind, ch: make(chan event.GenericEvent, 1024)}
 	e.Notify(n, false)
 	return n.ch

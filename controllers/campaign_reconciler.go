@@ -7,11 +7,14 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -55,7 +58,7 @@ type campaignKind[T client.Object] interface {
 // the shape of the Firmware reconciler.
 type campaignReconciler[T client.Object] struct {
 	client.Client
-	engine *fleet.Engine
+	engine Engine
 	kind   campaignKind[T]
 	newObj func() T
 }
@@ -74,6 +77,9 @@ func (r *campaignReconciler[T]) reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if endedForProduct(r.kind.conditions(obj)) {
 		return ctrl.Result{}, nil
+	}
+	if !r.engine.Owns(productKeyOf(ctx, r.Client, obj.GetNamespace(), r.kind.firmware(obj))) {
+		return ctrl.Result{}, nil // another replica owns the product and reconciles the campaign
 	}
 	if err := r.kind.adopt(ctx, obj); err != nil {
 		return ctrl.Result{}, err
@@ -155,20 +161,42 @@ func (r *campaignReconciler[T]) patchStatus(ctx context.Context, orig, obj T) er
 // setupCampaign registers a campaign reconciler: it watches the kind's
 // spec changes, the engine's status events for the kind, and the Firmwares
 // its campaigns use.
-func setupCampaign[T client.Object](mgr ctrl.Manager, e *fleet.Engine, obj T, list client.ObjectList,
+func setupCampaign[T client.Object](mgr ctrl.Manager, e Engine, obj T, list client.ObjectList,
 	kind otav1.CampaignKind, r reconcile.Reconciler) error {
 	if err := indexCampaignFirmware(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	c := mgr.GetClient()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		// Spec changes only: the engine's events cover progress, and a
 		// reconcile per status patch would write status at API speed.
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named(strings.ToLower(string(kind))).
-		WatchesRawSource(source.Channel(campaignEvents(e, kind), &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{NeedLeaderElection: leaderOnly(e)}).
+		WatchesRawSource(source.Channel(campaignEvents(e, kind), &handler.EnqueueRequestForObject{}))
+	// A product taken over: every campaign of the kind is looked at, the
+	// ones of other products return at once.
+	if ch := onAcquire(e, func(ctx context.Context, _ string) []client.Object {
+		return objectsOf(ctx, c, list.DeepCopyObject().(client.ObjectList))
+	}); ch != nil {
+		b = b.WatchesRawSource(source.Channel(ch, &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		Watches(&otav1.Firmware{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, fw client.Object) []reconcile.Request {
 			return campaignsOf(ctx, c, list.DeepCopyObject().(client.ObjectList), fw)
 		})).
 		Complete(r)
+}
+
+// objectsOf lists the objects of a kind from the cache.
+func objectsOf(ctx context.Context, c client.Reader, list client.ObjectList) []client.Object {
+	if err := c.List(ctx, list); err != nil {
+		return nil
+	}
+	var out []client.Object
+	_ = apimeta.EachListItem(list, func(o runtime.Object) error {
+		out = append(out, o.(client.Object))
+		return nil
+	})
+	return out
 }

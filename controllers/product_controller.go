@@ -15,15 +15,16 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
-	"github.com/otafleet/otafleet/internal/fleet"
 )
 
 // DefaultInventoryInterval is how often the Product controller copies a
@@ -43,7 +44,7 @@ type ProductReconciler struct {
 	APIReader client.Reader
 	// Engine is the rollout engine the owner of each productKey is
 	// registered with; nil in tests of the status alone.
-	Engine *fleet.Engine
+	Engine Engine
 	// Recorder emits events when a Product loses or gains its productKey.
 	Recorder events.EventRecorder
 	// InventoryInterval is how often the inventory in status is brought
@@ -79,7 +80,14 @@ func (r *ProductReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Engine != nil {
+		b = b.WithOptions(controller.Options{NeedLeaderElection: leaderOnly(r.Engine)})
+		if ch := onAcquire(r.Engine, r.productsWithKey); ch != nil {
+			b = b.WatchesRawSource(source.Channel(ch, &handler.EnqueueRequestForObject{}))
+		}
+	}
+	return b.
 		// Generation or deletion: a finalizer's deletion does not change
 		// the generation.
 		For(&otav1.Product{}, builder.WithPredicates(predicate.Or(
@@ -104,6 +112,9 @@ func (r *ProductReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ 
 			forgetVersions(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.Engine != nil && !r.Engine.Owns(p.Spec.ProductKey) {
+		return ctrl.Result{}, nil // the replica that owns the key decides for it
 	}
 	base := p.DeepCopy()
 	defer func() {
@@ -224,6 +235,19 @@ func (r *ProductReconciler) patchStatus(ctx context.Context, base, p *otav1.Prod
 		return nil
 	}
 	return err
+}
+
+// productsWithKey lists the Products with a productKey.
+func (r *ProductReconciler) productsWithKey(ctx context.Context, pk string) []client.Object {
+	var list otav1.ProductList
+	if err := r.List(ctx, &list, client.MatchingFields{productKeyIndex: pk}); err != nil {
+		return nil
+	}
+	out := make([]client.Object, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out
 }
 
 // productsWithSameKey maps a Product to every Product sharing its key.

@@ -23,7 +23,7 @@ import (
 // kind of campaignReconciler.
 type UpgradeBatchReconciler struct {
 	client.Client
-	Engine   *fleet.Engine
+	Engine   Engine
 	Recorder events.EventRecorder
 	// Objects reads device lists kept in object storage; Bucket is the
 	// operator's bucket, used when a list names none.

@@ -25,7 +25,7 @@ import (
 // computes the Firmware's verification from the runs it owns.
 type VerificationRunReconciler struct {
 	client.Client
-	Engine   *fleet.Engine
+	Engine   Engine
 	Recorder events.EventRecorder
 }
 

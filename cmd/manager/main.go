@@ -24,11 +24,17 @@ func main() {
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica runs the engine.")
-	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's).")
+	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease and of the product Leases (default: the pod's).")
+	flag.BoolVar(&o.ProductLeases.Enabled, "product-leases", false,
+		"Give each product to one replica at a time by a Lease, and balance products among the replicas (needs --leader-elect).")
+	flag.DurationVar(&o.ProductLeases.Duration, "product-lease-duration", 15*time.Second,
+		"How long a product stays with a replica that stopped renewing its Lease: the takeover time after a crash.")
+	flag.DurationVar(&o.ProductLeases.RetryPeriod, "product-lease-retry-period", 2*time.Second,
+		"Time between two rounds of taking and handing over products.")
 
 	flag.StringVar(&o.MQTT.Broker, "mqtt-broker", envOr("OTAFLEET_MQTT_BROKER", ""), "MQTT broker URL, e.g. tcp://mosquitto:1883 or ssl://broker:8883.")
-	flag.StringVar(&o.MQTT.ClientID, "mqtt-client-id", "otafleet-manager", "MQTT client ID of the operator's persistent session.")
-	flag.StringVar(&o.MQTT.SharedGroup, "mqtt-shared-group", "", "Subscribe through $share/<group>/ so several replicas split device traffic.")
+	flag.StringVar(&o.MQTT.ClientID, "mqtt-client-id", "otafleet-manager",
+		"MQTT client ID of the operator's persistent session; with --product-leases, the prefix of each product's session (<id>-<productKey>).")
 	flag.StringVar(&o.MQTT.CredentialsSecret, "mqtt-credentials-secret", "", "namespace/name of a Secret with username, password and optionally ca.crt, tls.crt, tls.key.")
 
 	flag.StringVar(&o.S3.Endpoint, "s3-endpoint", envOr("OTAFLEET_S3_ENDPOINT", ""), "host:port of the S3-compatible object storage API.")

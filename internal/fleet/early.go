@@ -112,11 +112,3 @@ var (
 	descEarlyKept    = prometheus.NewDesc("otafleet_fleet_early_reports", "Devices of unknown products whose last report is kept until their Product exists.", nil, nil)
 	descEarlyEvicted = prometheus.NewDesc("otafleet_fleet_early_reports_evicted_total", "Kept reports of unknown products evicted, oldest first, to stay within the bound.", nil, nil)
 )
-
-// collectEarly adds the early-report metrics; called with e.mu held.
-func (e *Engine) collectEarly() []prometheus.Metric {
-	return []prometheus.Metric{
-		prometheus.MustNewConstMetric(descEarlyKept, prometheus.GaugeValue, float64(len(e.early.entries))),
-		prometheus.MustNewConstMetric(descEarlyEvicted, prometheus.CounterValue, float64(e.early.evicted)),
-	}
-}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -76,7 +78,7 @@ func sliceDevices(slices []otav1.DeviceSlice, pk string) string {
 
 // The cache holds at most max devices; the oldest go first and are counted.
 func TestEarlyReportsBounded(t *testing.T) {
-	e := &Engine{}
+	e := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
 	e.early.entries, e.early.max = map[earlyKey]*earlyEntry{}, 3
 	now := time.Unix(1000, 0)
 	for i := range 5 {
@@ -94,7 +96,7 @@ func TestEarlyReportsBounded(t *testing.T) {
 			t.Errorf("%s kept, want it evicted as the oldest", gone)
 		}
 	}
-	if ms := e.collectEarly(); len(ms) != 2 {
-		t.Errorf("%d early metrics, want 2", len(ms))
+	if s := gather(e); s.earlyKept != 3 || s.earlyEvicted != 2 {
+		t.Errorf("metrics read %d kept, %d evicted; want 3 and 2", s.earlyKept, s.earlyEvicted)
 	}
 }

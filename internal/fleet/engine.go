@@ -63,6 +63,10 @@ type Options struct {
 	// publishing), and a device that was pushed reports progress at once:
 	// one that has not after this long is pushed again. Default 30 s.
 	RebuiltRepushAfter time.Duration
+	// ProductKey, when set, limits the engine to one product: it rebuilds,
+	// registers and pushes for that productKey only. A replica that owns
+	// products by Lease (internal/shard) runs one such engine per product.
+	ProductKey string
 }
 
 func (o *Options) defaults() {
@@ -121,6 +125,9 @@ type Engine struct {
 	durable     durability
 }
 
+// Rebuilt is closed once Start rebuilt the state: the engine takes work.
+func (e *Engine) Rebuilt() <-chan struct{} { return e.readyCh }
+
 // Stopped is closed once Start returned: nothing is published after it.
 func (e *Engine) Stopped() <-chan struct{} { return e.stopped }
 
@@ -160,6 +167,13 @@ func (e *Engine) countWrite(err error) {
 // NeedLeaderElection makes the manager run the engine on the leader only.
 func (e *Engine) NeedLeaderElection() bool { return true }
 
+// Owns reports whether the engine is the one for productKey: every key
+// when it is not limited to one product. The empty key (a campaign whose
+// product is not known yet) belongs to the engine for every product only.
+func (e *Engine) Owns(productKey string) bool {
+	return e.opts.ProductKey == "" || e.opts.ProductKey == productKey
+}
+
 // Ready reports whether the engine rebuilt its state and takes work.
 func (e *Engine) Ready() bool {
 	e.mu.Lock()
@@ -173,6 +187,9 @@ func (e *Engine) SyncProduct(p *otav1.Product) bool {
 	e.mu.Lock()
 	defer e.unlock()
 	nn := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+	if !e.Owns(p.Spec.ProductKey) {
+		return false
+	}
 	if cur, ok := e.products[p.Spec.ProductKey]; ok && cur.uid != p.UID {
 		return false
 	}

@@ -108,14 +108,14 @@ func (e *Engine) LockHolds() LockHolds { return e.mu.holds.summary() }
 var descLockHold = prometheus.NewDesc("otafleet_engine_lock_hold_seconds",
 	"How long the rollout engine's lock was held at a time: device ingest and status reads wait behind it.", nil, nil)
 
-// lockHoldMetric exports the histogram; Prometheus buckets are cumulative.
-func (h *holdHistogram) metric() prometheus.Metric {
+// holdMetric exports hold counts by bucket; Prometheus buckets are
+// cumulative.
+func holdMetric(counts [holdBuckets]int64, sum time.Duration) prometheus.Metric {
 	buckets := make(map[float64]uint64, holdBuckets)
-	var cum, total uint64
-	for i := range holdBuckets {
-		cum += uint64(h.counts[i].Load())
+	var cum uint64
+	for i, n := range counts {
+		cum += uint64(n)
 		buckets[bucketEnd(i).Seconds()] = cum
 	}
-	total = cum
-	return prometheus.MustNewConstHistogram(descLockHold, total, time.Duration(h.sumNs.Load()).Seconds(), buckets)
+	return prometheus.MustNewConstHistogram(descLockHold, cum, sum.Seconds(), buckets)
 }

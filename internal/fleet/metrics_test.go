@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -70,6 +71,35 @@ otafleet_fleet_pushes_total{result="sent"} 6
 `
 	if err := testutil.CollectAndCompare(NewCollector(e), strings.NewReader(want),
 		"otafleet_fleet_tasks", "otafleet_fleet_devices", "otafleet_fleet_pushes_total"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A stopped engine's counters stay in the sum; its gauges go.
+func TestCollectorKeepsRetiredCounters(t *testing.T) {
+	a := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
+	b := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
+	a.stats.Pushed, b.stats.Pushed = 3, 4
+	a.products["pk"] = &product{key: "pk", devices: map[string]*device{"d": {name: "d"}}}
+	live := []*Engine{a, b}
+	c := NewFleetCollector(func() []*Engine { return live })
+	want := func(pushes, devices int) string {
+		return fmt.Sprintf(`
+# HELP otafleet_fleet_devices Devices in the inventory of all products.
+# TYPE otafleet_fleet_devices gauge
+otafleet_fleet_devices %d
+# HELP otafleet_fleet_pushes_total Upgrade pushes sent, and pushes that failed to publish.
+# TYPE otafleet_fleet_pushes_total counter
+otafleet_fleet_pushes_total{result="failed"} 0
+otafleet_fleet_pushes_total{result="sent"} %d
+`, devices, pushes)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want(7, 1)), "otafleet_fleet_pushes_total", "otafleet_fleet_devices"); err != nil {
+		t.Fatal(err)
+	}
+	c.Retire(a)
+	live = []*Engine{b}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want(7, 0)), "otafleet_fleet_pushes_total", "otafleet_fleet_devices"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -36,14 +36,14 @@ func (e *Engine) rebuild(ctx context.Context) error {
 		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
 	})
 	for i := range products.Items {
-		if p := &products.Items[i]; p.DeletionTimestamp.IsZero() && !refused(p) {
+		if p := &products.Items[i]; p.DeletionTimestamp.IsZero() && !refused(p) && e.Owns(p.Spec.ProductKey) {
 			e.SyncProduct(p)
 		}
 	}
 	e.mu.Lock()
 	defer e.unlock()
 	mirrors := map[*device]otav1.DeviceLock{}
-	err := listAll(ctx, e.reader, &otav1.DeviceSliceList{}, func(l *otav1.DeviceSliceList) {
+	err := listAll(ctx, e.reader, &otav1.DeviceSliceList{}, e.scope(), func(l *otav1.DeviceSliceList) {
 		for i := range l.Items {
 			e.loadDeviceSlice(&l.Items[i], mirrors)
 		}
@@ -51,7 +51,7 @@ func (e *Engine) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing DeviceSlices: %w", err)
 	}
-	err = listAll(ctx, e.reader, &otav1.UpgradeSliceList{}, func(l *otav1.UpgradeSliceList) {
+	err = listAll(ctx, e.reader, &otav1.UpgradeSliceList{}, e.scope(), func(l *otav1.UpgradeSliceList) {
 		for i := range l.Items {
 			e.loadUpgradeSlice(&l.Items[i])
 		}
@@ -112,9 +112,18 @@ func refused(p *otav1.Product) bool {
 	return c != nil && c.Reason == otav1.ReasonDuplicateProduct
 }
 
+// scope selects the slices of the engine's product, when it has one: a
+// takeover of one product reads that product's slices, not the fleet's.
+func (e *Engine) scope() client.ListOption {
+	if e.opts.ProductKey == "" {
+		return client.MatchingLabels{}
+	}
+	return client.MatchingLabels{otav1.LabelProductKey: e.opts.ProductKey}
+}
+
 // listAll pages through a list.
-func listAll[L client.ObjectList](ctx context.Context, r client.Reader, list L, each func(L)) error {
-	opts := []client.ListOption{client.Limit(listPage)}
+func listAll[L client.ObjectList](ctx context.Context, r client.Reader, list L, scope client.ListOption, each func(L)) error {
+	opts := []client.ListOption{scope, client.Limit(listPage)}
 	for {
 		if err := r.List(ctx, list, opts...); err != nil {
 			return err
@@ -124,7 +133,7 @@ func listAll[L client.ObjectList](ctx context.Context, r client.Reader, list L, 
 		if next == "" {
 			return nil
 		}
-		opts = []client.ListOption{client.Limit(listPage), client.Continue(next)}
+		opts = []client.ListOption{scope, client.Limit(listPage), client.Continue(next)}
 	}
 }
 

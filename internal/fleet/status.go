@@ -13,6 +13,8 @@ import (
 var (
 	ErrNotReady       = errors.New("the rollout engine is still loading the fleet state")
 	ErrUnknownProduct = errors.New("the product is not registered with the rollout engine")
+	// ErrNotOwned: another replica owns the product (internal/shard).
+	ErrNotOwned = errors.New("the product is owned by another replica")
 )
 
 // maxReasons bounds the failure reasons reported in status.

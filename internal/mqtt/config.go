@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,11 +39,10 @@ type Config struct {
 	// ProductKeys limits the subscriptions to these products; empty
 	// subscribes to every product ("+").
 	ProductKeys []string
-	// SharedGroup, when set, subscribes through $share/<group>/ so that
-	// several replicas split the device traffic.
-	SharedGroup string
-	// WithoutLeaderElection runs the gateway on every replica (with
-	// SharedGroup); by default it runs on the leader only.
+	// WithoutLeaderElection runs the gateway on every replica; by default
+	// a manager runs it on the leader only. A gateway of one product
+	// (ProductKeys) run by the product's owner (internal/shard) is not a
+	// manager runnable at all.
 	WithoutLeaderElection bool
 	// QueueSize bounds the messages decoded but not yet handled.
 	QueueSize int
@@ -102,9 +100,6 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("product key %q is not a valid topic segment", pk))
 		}
 	}
-	if c.SharedGroup != "" && (!protocol.ValidSegment(c.SharedGroup) || strings.ContainsRune(c.SharedGroup, '$')) {
-		errs = append(errs, fmt.Errorf("shared group %q is not a valid topic segment", c.SharedGroup))
-	}
 	if c.QueueSize < 0 || c.BatchSize < 0 {
 		errs = append(errs, errors.New("queue and batch sizes must be positive"))
 	}
@@ -119,14 +114,7 @@ func (c *Config) filters() []string {
 	}
 	var out []string
 	for _, pk := range products {
-		for _, f := range protocol.DeviceFilters(pk) {
-			if c.SharedGroup != "" {
-				// The device filters start with "/", hence the double slash
-				// in "$share/group//ota/device/...": that is the filter.
-				f = "$share/" + c.SharedGroup + "/" + f
-			}
-			out = append(out, f)
-		}
+		out = append(out, protocol.DeviceFilters(pk)...)
 	}
 	return out
 }

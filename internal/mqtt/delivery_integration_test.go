@@ -116,21 +116,18 @@ func TestBackpressureLosesNoQoS1Message(t *testing.T) {
 	})
 }
 
-// TestSharedSubscriptionsSplitTraffic runs two replicas in one shared group:
-// each message reaches exactly one of them.
-func TestSharedSubscriptionsSplitTraffic(t *testing.T) {
+// TestProductGatewaysGetOnlyTheirProduct runs the gateways of two
+// products' owners, as replicas owning products by Lease do: each message
+// reaches the owner of its product, and only it.
+func TestProductGatewaysGetOnlyTheirProduct(t *testing.T) {
 	b := startMochi(t)
 	r1, r2 := newRecorder(), newRecorder()
-	shared := func(c *mqtt.Config) { c.SharedGroup, c.WithoutLeaderElection = "otafleet", true }
-	g1 := startGateway(t, b.URL, "replica-1", r1, shared)
-	startGateway(t, b.URL, "replica-2", r2, shared)
-	if g1.NeedLeaderElection() {
-		t.Fatal("a shared-subscription replica must not need leader election")
-	}
+	startGateway(t, b.URL, "otafleet-pkA", r1, func(c *mqtt.Config) { c.ProductKeys = []string{"pkA"} })
+	startGateway(t, b.URL, "otafleet-pkB", r2, func(c *mqtt.Config) { c.ProductKeys = []string{"pkB"} })
 	dev := rawClient(t, b.URL, "device")
 	const n = 200
 	for i := range n {
-		publish(t, dev, protocol.InformTopic(pk, fmt.Sprintf("d%d", i)), 1, informPayload(i))
+		publish(t, dev, protocol.InformTopic([]string{"pkA", "pkB"}[i%2], fmt.Sprintf("d%d", i)), 1, informPayload(i))
 	}
 	total := func() int {
 		a, _ := r1.snapshot()
@@ -145,13 +142,15 @@ func TestSharedSubscriptionsSplitTraffic(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	a, _ := r1.snapshot()
-	c, _ := r2.snapshot()
-	seen := map[string]int{}
-	for _, m := range append(a, c...) {
-		seen[m.DeviceName]++
-	}
-	if len(seen) != n || len(a)+len(c) != n || len(a) == 0 || len(c) == 0 {
-		t.Fatalf("replica 1 got %d, replica 2 got %d, %d distinct devices; want a split of %d without duplicates", len(a), len(c), len(seen), n)
+	for want, r := range map[string]*recorder{"pkA": r1, "pkB": r2} {
+		got, _ := r.snapshot()
+		if len(got) != n/2 {
+			t.Errorf("the owner of %s got %d messages, want %d", want, len(got), n/2)
+		}
+		for _, m := range got {
+			if m.ProductKey != want {
+				t.Errorf("the owner of %s got a message of %s (device %s)", want, m.ProductKey, m.DeviceName)
+			}
+		}
 	}
 }

@@ -10,8 +10,12 @@
 // (CleanSession false), so the broker queues device reports while the
 // operator restarts or fails over. With leader election (the default) every
 // replica must use the same client ID: the new leader takes the session over
-// with its queue. With SharedGroup set, replicas instead share the load
-// through $share/<group>/... subscriptions and need distinct client IDs.
+// with its queue. With products owned by Lease (internal/shard), each
+// product's owner runs a gateway of its own for that product only
+// (ProductKeys), with the client ID <prefix>-<productKey>: the next owner
+// takes that session over. No replica ever subscribes to a product it
+// does not own; shared subscriptions ($share/), which would hand a
+// product's messages to any replica, are not offered.
 // paho reconnects with exponential backoff up to MaxReconnectInterval;
 // subscriptions are made again on every connect (OnConnect), because a
 // broker that restarted without persistence has forgotten them.

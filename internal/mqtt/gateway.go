@@ -162,7 +162,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	log := logf.FromContext(ctx).WithName("mqtt-gateway").WithValues("clientID", g.cfg.ClientID)
 	g.log.Store(&log)
-	log.Info("Connecting to the MQTT broker", "brokers", g.cfg.Brokers, "sharedGroup", g.cfg.SharedGroup)
+	log.Info("Connecting to the MQTT broker", "brokers", g.cfg.Brokers, "products", g.cfg.ProductKeys)
 	g.client.Connect() // with ConnectRetry the token only completes once connected; onConnect does the rest
 	g.ingest(ctx)
 	close(g.done)

@@ -52,16 +52,15 @@ func TestConfig(t *testing.T) {
 		"bad scheme":     {Brokers: []string{"http://broker:1883"}, ClientID: "c"},
 		"no client id":   {Brokers: []string{"tcp://broker:1883"}},
 		"wildcard pk":    {Brokers: []string{"tcp://broker:1883"}, ClientID: "c", ProductKeys: []string{"a/#"}},
-		"bad share name": {Brokers: []string{"tcp://broker:1883"}, ClientID: "c", SharedGroup: "a+b"},
 	} {
 		if _, err := New(cfg, HandlerFunc(func(context.Context, []protocol.Message) {})); err == nil {
 			t.Errorf("%s: New accepted the config", name)
 		}
 	}
-	cfg := Config{ProductKeys: []string{"pkA"}, SharedGroup: "ota"}
+	cfg := Config{ProductKeys: []string{"pkA"}}
 	got := strings.Join(cfg.filters(), " ")
-	want := "$share/ota//ota/device/inform/pkA/+ $share/ota//ota/device/progress/pkA/+ " +
-		"$share/ota//sys/pkA/+/thing/ota/firmware/get $share/ota//ota/device/request/pkA/+"
+	want := "/ota/device/inform/pkA/+ /ota/device/progress/pkA/+ " +
+		"/sys/pkA/+/thing/ota/firmware/get /ota/device/request/pkA/+"
 	if got != want {
 		t.Errorf("filters = %s\nwant %s", got, want)
 	}

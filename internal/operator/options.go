@@ -23,6 +23,10 @@ type Options struct {
 	LeaderElection   bool
 	LeaderElectionNS string
 
+	// ProductLeases, when enabled, gives each product to one replica at a
+	// time by Lease (internal/shard) instead of every product to the leader.
+	ProductLeases ProductLeaseOptions
+
 	MQTT     MQTTOptions
 	S3       S3Options
 	Download DownloadOptions
@@ -84,17 +88,26 @@ type EngineOptions struct {
 	IgnoreCampaignRate bool
 }
 
+// ProductLeaseOptions tune the ownership of products by Lease.
+type ProductLeaseOptions struct {
+	Enabled bool
+	// Duration is how long a product stays with a replica that stopped
+	// renewing its Lease (a killed replica): the takeover time, before
+	// the new owner's rebuild.
+	Duration time.Duration
+	// RetryPeriod is the time between two ownership rounds.
+	RetryPeriod time.Duration
+}
+
 // MQTTOptions say how to reach the broker.
 type MQTTOptions struct {
 	// Broker is the broker URL: tcp://host:1883, ssl://host:8883 or
 	// ws(s)://host/path.
 	Broker string
 	// ClientID identifies the operator's persistent session; replicas
-	// share it only under leader election.
+	// share it under leader election. With product Leases it is the
+	// prefix of each product's session: <ClientID>-<productKey>.
 	ClientID string
-	// SharedGroup, when set, subscribes through $share/<group>/ so that
-	// several replicas split the device traffic.
-	SharedGroup string
 	// CredentialsSecret is "namespace/name" of a Secret with the keys
 	// username, password, and optionally ca.crt, tls.crt and tls.key.
 	CredentialsSecret string
@@ -213,6 +226,9 @@ func (o *Options) Validate() error {
 	}
 	if o.S3.Endpoint == "" || o.S3.Bucket == "" {
 		return fmt.Errorf("an S3 endpoint and bucket are required (--s3-endpoint, --s3-bucket)")
+	}
+	if o.ProductLeases.Enabled && !o.LeaderElection {
+		return fmt.Errorf("--product-leases needs --leader-elect: the leader still runs the cluster-wide controllers")
 	}
 	if o.S3.URLExpiry < time.Minute || o.S3.URLExpiry > 7*24*time.Hour {
 		return fmt.Errorf("--url-expiry must be between 1m and 168h, got %s", o.S3.URLExpiry)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,15 +15,19 @@ import (
 	"github.com/otafleet/otafleet/internal/download"
 	"github.com/otafleet/otafleet/internal/fleet"
 	"github.com/otafleet/otafleet/internal/mqtt"
+	"github.com/otafleet/otafleet/internal/shard"
 	"github.com/otafleet/otafleet/internal/storage"
 )
 
 // Components are the parts Setup adds to the manager, for callers (the
-// playground, tests) that want to look at them.
+// playground, tests) that want to look at them. With product Leases there
+// is no one gateway and engine: Router has the engines of the products
+// this replica owns.
 type Components struct {
 	Store   *storage.MinIO
 	Gateway *mqtt.Gateway
 	Engine  *fleet.Engine
+	Router  *shard.Router
 }
 
 // Setup adds object storage, the MQTT gateway, the rollout engine and the
@@ -39,28 +44,23 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 	if err != nil {
 		return nil, err
 	}
-	engine := fleet.New(mgr.GetClient(), mgr.GetAPIReader(), nil, urls, fleet.Options{
-		MaxPushPerSecond: o.Engine.MaxPushPerSecond, IgnoreCampaignRate: o.Engine.IgnoreCampaignRate,
-		LongURLs: o.Download.S3PresignedURLs,
-	}, ctrl.Log.WithName("fleet"))
 	mcfg, err := mqttConfig(o.MQTT)
 	if err != nil {
 		return nil, err
 	}
-	gw, err := mqtt.New(mcfg, engine)
+	parts := &Components{Store: store}
+	if o.ProductLeases.Enabled {
+		err = setupShards(mgr, o, urls, mcfg, parts)
+	} else {
+		err = setupLeader(mgr, o, urls, mcfg, parts)
+	}
 	if err != nil {
 		return nil, err
 	}
-	engine.SetPublisher(gw)
-	gw.StayFor = engine.Stopped()
-	if err := registry.Register(fleet.NewCollector(engine)); err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(engine); err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(gw); err != nil {
-		return nil, err
+	engine := controllers.Engine(parts.Engine)
+	appEngine := appapi.Engine(parts.Engine)
+	if parts.Router != nil {
+		engine, appEngine = parts.Router, parts.Router
 	}
 	if err := setupControllers(mgr, o, store, engine); err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 	}
 	if a := o.AppAPI; a.BindAddress != "" {
 		srv, err := appapi.New(appapi.Config{Addr: a.BindAddress, Keys: a.Keys, Issuer: a.Issuer, Audience: a.Audience,
-			TLSCertPEM: a.TLSCertPEM, TLSKeyPEM: a.TLSKeyPEM, Registerer: registry}, engine)
+			TLSCertPEM: a.TLSCertPEM, TLSKeyPEM: a.TLSKeyPEM, Registerer: registry}, appEngine)
 		if err != nil {
 			return nil, fmt.Errorf("app API: %w", err)
 		}
@@ -78,10 +78,35 @@ func Setup(mgr ctrl.Manager, o Options) (*Components, error) {
 			return nil, err
 		}
 	}
-	return &Components{Store: store, Gateway: gw, Engine: engine}, nil
+	return parts, nil
 }
 
-func setupControllers(mgr ctrl.Manager, o Options, store *storage.MinIO, engine *fleet.Engine) error {
+// engineOptions are the engine's settings for every product, or for one.
+func engineOptions(o Options, productKey string) fleet.Options {
+	return fleet.Options{
+		MaxPushPerSecond: o.Engine.MaxPushPerSecond, IgnoreCampaignRate: o.Engine.IgnoreCampaignRate,
+		LongURLs: o.Download.S3PresignedURLs, ProductKey: productKey,
+	}
+}
+
+// setupLeader runs one engine and one gateway for every product on the
+// leader.
+func setupLeader(mgr ctrl.Manager, o Options, urls fleet.URLSigner, mcfg mqtt.Config, parts *Components) error {
+	engine := fleet.New(mgr.GetClient(), mgr.GetAPIReader(), nil, urls, engineOptions(o, ""), ctrl.Log.WithName("fleet"))
+	gw, err := mqtt.New(mcfg, engine)
+	if err != nil {
+		return err
+	}
+	engine.SetPublisher(gw)
+	gw.StayFor = engine.Stopped()
+	if err := registry.Register(fleet.NewCollector(engine)); err != nil {
+		return err
+	}
+	parts.Engine, parts.Gateway = engine, gw
+	return errors.Join(mgr.Add(engine), mgr.Add(gw))
+}
+
+func setupControllers(mgr ctrl.Manager, o Options, store *storage.MinIO, engine controllers.Engine) error {
 	c := mgr.GetClient()
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&controllers.FirmwareReconciler{Client: c, APIReader: mgr.GetAPIReader(), Store: store, Bucket: o.S3.Bucket,
@@ -143,7 +168,7 @@ func (s presigner) PresignGet(ctx context.Context, bucket, key string) (string, 
 func mqttConfig(o MQTTOptions) (mqtt.Config, error) {
 	c := mqtt.Config{
 		Brokers: []string{o.Broker}, ClientID: o.ClientID, Username: o.Username, Password: o.Password,
-		SharedGroup: o.SharedGroup, Registerer: registry,
+		Registerer: registry,
 	}
 	if len(o.CAPEM) > 0 || len(o.CertPEM) > 0 {
 		t := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -1,0 +1,303 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/otafleet/otafleet/internal/fleet"
+)
+
+// Config says where the Leases live and how a product's shard is built.
+type Config struct {
+	Namespace string
+	// Identity names this replica in the Leases; default: the host name
+	// and a random suffix.
+	Identity string
+	// LeaseDuration is how long a Lease stays held without a renewal; a
+	// killed replica's products move after it. Default 15 s.
+	LeaseDuration time.Duration
+	// RetryPeriod is the time between two rounds: the delay before a
+	// released product is taken again. Default 2 s.
+	RetryPeriod time.Duration
+	Client      client.Client
+	// Reader reads Leases from the API server (not a cache).
+	Reader client.Reader
+	// Keys lists the productKeys of every Product.
+	Keys func(ctx context.Context) ([]string, error)
+	// Build makes a product's shard; it runs once the Lease is held.
+	Build func(productKey string) (Shard, error)
+	// Retire, when set, hears of each engine that stopped (metrics keep
+	// its counters).
+	Retire func(*fleet.Engine)
+	Log    logr.Logger
+}
+
+// Shard is what runs for one owned product.
+type Shard struct {
+	Engine *fleet.Engine
+	// Run runs the engine and the product's MQTT gateway until ctx ends,
+	// and returns once both stopped (the engine wrote what is pending).
+	Run func(ctx context.Context) error
+}
+
+// Manager owns products by Lease and runs their shards. It is a manager
+// Runnable that runs on every replica.
+type Manager struct {
+	cfg    Config
+	router *Router
+	ls     *leases
+	member *coordinationv1.Lease
+	held   map[string]*owned
+	// crashed ends the loop as a SIGKILL would (tests only).
+	crashed atomic.Bool
+}
+
+type owned struct {
+	lease   *coordinationv1.Lease
+	renewed time.Time
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// NewManager returns a manager that registers the engines it runs with
+// router.
+func NewManager(cfg Config, router *Router) (*Manager, error) {
+	if cfg.Namespace == "" || cfg.Client == nil || cfg.Reader == nil || cfg.Keys == nil || cfg.Build == nil {
+		return nil, errors.New("shard: namespace, clients, Keys and Build are required")
+	}
+	if cfg.Identity == "" {
+		host, _ := os.Hostname()
+		cfg.Identity = host + "-" + utilrand.String(5)
+	}
+	if cfg.LeaseDuration == 0 {
+		cfg.LeaseDuration = 15 * time.Second
+	}
+	if cfg.RetryPeriod == 0 {
+		cfg.RetryPeriod = 2 * time.Second
+	}
+	if cfg.RetryPeriod*3 > cfg.LeaseDuration {
+		return nil, fmt.Errorf("shard: the lease duration (%s) must be at least three retry periods (%s)", cfg.LeaseDuration, cfg.RetryPeriod)
+	}
+	ls := &leases{c: cfg.Client, r: cfg.Reader, ns: cfg.Namespace, self: cfg.Identity, duration: cfg.LeaseDuration,
+		now: time.Now, seen: map[string]observed{}}
+	return &Manager{cfg: cfg, router: router, ls: ls, held: map[string]*owned{}}, nil
+}
+
+// NeedLeaderElection: every replica owns products.
+func (m *Manager) NeedLeaderElection() bool { return false }
+
+// Start runs rounds until ctx ends, then stops every shard (each writes
+// what is pending) and only then releases their Leases.
+func (m *Manager) Start(ctx context.Context) error {
+	log := m.cfg.Log.WithValues("identity", m.cfg.Identity)
+	log.Info("Owning products by Lease", "namespace", m.cfg.Namespace, "leaseDuration", m.cfg.LeaseDuration)
+	t := time.NewTicker(m.cfg.RetryPeriod)
+	defer t.Stop()
+	for {
+		if err := m.round(ctx, log); err != nil && ctx.Err() == nil {
+			log.Error(err, "Product ownership round failed; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			m.stopAll(log)
+			return nil
+		case <-t.C:
+		}
+		if m.crashed.Load() {
+			for _, o := range m.held {
+				o.cancel()
+			}
+			return nil
+		}
+	}
+}
+
+// round renews what this replica holds, then takes or hands over products
+// as Decide says.
+func (m *Manager) round(ctx context.Context, log logr.Logger) error {
+	if err := m.renewMember(ctx); err != nil {
+		return fmt.Errorf("member lease: %w", err)
+	}
+	m.renewHeld(ctx, log)
+	v, err := m.view(ctx)
+	if err != nil {
+		return err
+	}
+	p := Decide(v)
+	for _, k := range p.Release {
+		log.Info("Handing a product over", "productKey", k, "holding", len(m.held))
+		m.stop(k, true)
+	}
+	for _, k := range p.Acquire {
+		if err := m.take(ctx, k, log); err != nil {
+			return fmt.Errorf("taking product %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) renewMember(ctx context.Context) error {
+	if m.member == nil {
+		l, err := m.ls.acquire(ctx, MemberLeaseName(m.cfg.Identity), leaseMember, nil)
+		if err != nil || l == nil {
+			return err
+		}
+		m.member = l
+		return nil
+	}
+	lost, err := m.ls.renew(ctx, m.member)
+	if lost || err != nil {
+		m.member = nil
+	}
+	return err
+}
+
+// renewHeld renews the product Leases due for it. A shard stops when its
+// Lease was taken, when it could not be renewed for two thirds of its
+// duration (before another replica may take it), or when it ended by
+// itself (its engine failed to rebuild: released, to be taken again).
+func (m *Manager) renewHeld(ctx context.Context, log logr.Logger) {
+	now := time.Now()
+	for k, o := range m.held {
+		select {
+		case <-o.done:
+			log.Info("A product's shard stopped by itself; releasing it", "productKey", k)
+			m.stop(k, true)
+			continue
+		default:
+		}
+		if now.Sub(o.renewed) < m.cfg.LeaseDuration/3 {
+			continue
+		}
+		lost, err := m.ls.renew(ctx, o.lease)
+		switch {
+		case err == nil && !lost:
+			o.renewed = now
+		case lost:
+			log.Info("Another replica took a product over", "productKey", k)
+			m.stop(k, false)
+		case now.Sub(o.renewed) > m.cfg.LeaseDuration*2/3:
+			log.Error(err, "Could not renew a product's Lease; stopping its shard", "productKey", k)
+			m.stop(k, false)
+		}
+	}
+}
+
+// view reads the live members, the products and their live holders.
+func (m *Manager) view(ctx context.Context) (View, error) {
+	v := View{Self: m.cfg.Identity, Holders: map[string]string{}}
+	members, err := m.ls.list(ctx, leaseMember)
+	if err != nil {
+		return v, err
+	}
+	for i := range members {
+		if m.ls.live(&members[i]) {
+			v.Members = append(v.Members, ptr.Deref(members[i].Spec.HolderIdentity, ""))
+		}
+	}
+	products, err := m.ls.list(ctx, leaseProduct)
+	if err != nil {
+		return v, err
+	}
+	for i := range products {
+		l := &products[i]
+		if k := l.Annotations[AnnotationProductKey]; k != "" && m.ls.live(l) {
+			v.Holders[k] = ptr.Deref(l.Spec.HolderIdentity, "")
+		}
+	}
+	for k := range m.held {
+		v.Holders[k] = m.cfg.Identity
+	}
+	v.Keys, err = m.cfg.Keys(ctx)
+	return v, err
+}
+
+// take acquires a product's Lease and starts its shard.
+func (m *Manager) take(ctx context.Context, key string, log logr.Logger) error {
+	l, err := m.ls.acquire(ctx, ProductLeaseName(key), leaseProduct, map[string]string{AnnotationProductKey: key})
+	if err != nil || l == nil {
+		return err // nil, nil: another replica was faster
+	}
+	sh, err := m.cfg.Build(key)
+	if err != nil {
+		_ = m.ls.release(ctx, l)
+		return err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	o := &owned{lease: l, renewed: time.Now(), cancel: cancel, done: make(chan struct{})}
+	m.held[key] = o
+	m.router.add(key, sh.Engine)
+	log.Info("Took a product over", "productKey", key, "holding", len(m.held))
+	go func() {
+		defer close(o.done)
+		if err := sh.Run(sctx); err != nil {
+			log.Error(err, "A product's shard failed", "productKey", key)
+		}
+		m.router.remove(key)
+		if m.cfg.Retire != nil {
+			m.cfg.Retire(sh.Engine)
+		}
+	}()
+	go func() {
+		select {
+		case <-sh.Engine.Rebuilt():
+			m.router.ready(key)
+		case <-o.done:
+		}
+	}()
+	return nil
+}
+
+// stop stops a product's shard and waits until it wrote what is pending;
+// then, if release, it gives the Lease up so that another replica takes
+// the product at once.
+func (m *Manager) stop(key string, release bool) {
+	o := m.held[key]
+	delete(m.held, key)
+	o.cancel()
+	<-o.done
+	if release {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = m.ls.release(ctx, o.lease)
+	}
+}
+
+// stopAll stops every shard at once, then releases every Lease and the
+// member Lease: a graceful stop hands every product over at once.
+func (m *Manager) stopAll(log logr.Logger) {
+	var wg sync.WaitGroup
+	for k := range m.held {
+		wg.Go(func() { m.held[k].cancel(); <-m.held[k].done })
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for k, o := range m.held {
+		if err := m.ls.release(ctx, o.lease); err != nil {
+			log.Error(err, "Releasing a product's Lease", "productKey", k)
+		}
+	}
+	if m.member != nil {
+		_ = m.cfg.Client.Delete(ctx, m.member)
+	}
+	log.Info("Handed every product over", "products", len(m.held))
+	m.held = map[string]*owned{}
+}
+
+// crashForTest stops the shards as a SIGKILL would end them: the Leases
+// are neither renewed nor released. Tests only.
+func (m *Manager) crashForTest() {
+	m.crashed.Store(true)
+}
