@@ -48,10 +48,10 @@ func newTestGateway(t *testing.T, cfg Config, h Handler) *Gateway {
 
 func TestConfig(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"no broker":      {ClientID: "c"},
-		"bad scheme":     {Brokers: []string{"http://broker:1883"}, ClientID: "c"},
-		"no client id":   {Brokers: []string{"tcp://broker:1883"}},
-		"wildcard pk":    {Brokers: []string{"tcp://broker:1883"}, ClientID: "c", ProductKeys: []string{"a/#"}},
+		"no broker":    {ClientID: "c"},
+		"bad scheme":   {Brokers: []string{"http://broker:1883"}, ClientID: "c"},
+		"no client id": {Brokers: []string{"tcp://broker:1883"}},
+		"wildcard pk":  {Brokers: []string{"tcp://broker:1883"}, ClientID: "c", ProductKeys: []string{"a/#"}},
 	} {
 		if _, err := New(cfg, HandlerFunc(func(context.Context, []protocol.Message) {})); err == nil {
 			t.Errorf("%s: New accepted the config", name)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -15,6 +16,10 @@ import (
 	"github.com/otafleet/otafleet/internal/mqtt"
 	"github.com/otafleet/otafleet/internal/shard"
 )
+
+// subscribeWait bounds how long a shard's engine waits for the product's
+// first subscription before it rebuilds.
+const subscribeWait = 10 * time.Second
 
 // setupShards gives each product to one replica by Lease: the replica
 // runs an engine and an MQTT gateway for each product it owns.
@@ -68,8 +73,15 @@ func buildShard(mgr ctrl.Manager, o Options, urls fleet.URLSigner, mcfg mqtt.Con
 	run := func(ctx context.Context) error {
 		var wg sync.WaitGroup
 		var engineErr error
-		wg.Go(func() { engineErr = engine.Start(ctx) })
 		wg.Go(func() { _ = gw.Start(ctx) })
+		// The product's session may be new: what devices send before its
+		// first SUBSCRIBE is not kept by the broker, so the Product is
+		// taken in (Ready) only once the gateway subscribed, or after
+		// subscribeWait when the broker is away (pushes wait for it).
+		sub, cancel := context.WithTimeout(ctx, subscribeWait)
+		_ = gw.WaitFor(sub, func(s mqtt.ConnectionState) bool { return s.Subscribed })
+		cancel()
+		wg.Go(func() { engineErr = engine.Start(ctx) })
 		wg.Wait()
 		return engineErr
 	}

@@ -69,14 +69,13 @@ type observed struct {
 }
 
 // live reports whether l is held by a replica that renewed it within the
-// lease duration.
+// lease duration. The Leases this process holds are not judged here: the
+// manager knows them (a Lease naming this identity that the manager does
+// not hold cannot exist, identities being unique per process).
 func (ls *leases) live(l *coordinationv1.Lease) bool {
 	holder := ptr.Deref(l.Spec.HolderIdentity, "")
 	if holder == "" {
 		return false
-	}
-	if holder == ls.self {
-		return true // ours: the renew loop says when it is lost
 	}
 	o, ok := ls.seen[l.Name]
 	if !ok || o.version != l.ResourceVersion {

@@ -21,8 +21,9 @@ import (
 // Config says where the Leases live and how a product's shard is built.
 type Config struct {
 	Namespace string
-	// Identity names this replica in the Leases; default: the host name
-	// and a random suffix.
+	// Identity names this process in the Leases, unique per process: a
+	// restarted replica must not take its former self's Leases for its
+	// own. Default: $POD_NAME (or the host name) and a random suffix.
 	Identity string
 	// LeaseDuration is how long a Lease stays held without a renewal; a
 	// killed replica's products move after it. Default 15 s.
@@ -77,8 +78,11 @@ func NewManager(cfg Config, router *Router) (*Manager, error) {
 		return nil, errors.New("shard: namespace, clients, Keys and Build are required")
 	}
 	if cfg.Identity == "" {
-		host, _ := os.Hostname()
-		cfg.Identity = host + "-" + utilrand.String(5)
+		name := os.Getenv("POD_NAME") // the downward API's metadata.name
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		cfg.Identity = name + "-" + utilrand.String(5)
 	}
 	if cfg.LeaseDuration == 0 {
 		cfg.LeaseDuration = 15 * time.Second

@@ -94,6 +94,12 @@ type snapshot struct {
 }
 
 func readSnapshot(ctx context.Context, c client.Client) (*snapshot, error) {
+	return readProductSnapshot(ctx, c, ns, productKey, product)
+}
+
+// readProductSnapshot reads the records of one product, alone in its
+// namespace.
+func readProductSnapshot(ctx context.Context, c client.Client, ns, productKey, product string) (*snapshot, error) {
 	s := &snapshot{tasks: map[string][]otav1.UpgradeSlice{}}
 	var ubs otav1.UpgradeBatchList
 	if err := c.List(ctx, &ubs, client.InNamespace(ns)); err != nil {

@@ -13,25 +13,28 @@ import (
 // startManagers starts the replicas of the manager and waits until one of
 // them leads.
 func (r *rig) startManagers(ctx context.Context, replicas int) {
-	for i := range replicas {
-		port, err := freePort()
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		r.metrics = append(r.metrics, "127.0.0.1:"+strconv.Itoa(port))
-		r.managers = append(r.managers, nil)
-		if err := r.startManager(i); err != nil {
-			r.t.Fatal(err)
-		}
+	for range replicas {
+		r.addReplica()
 	}
-	r.t.Cleanup(func() {
-		for _, p := range r.managers {
-			_ = p.kill()
-		}
-	})
 	if _, _, err := r.waitLeader(ctx, 0, 2*time.Minute); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// addReplica starts one more replica of the manager and returns its index.
+func (r *rig) addReplica() int {
+	port, err := freePort()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	i := len(r.managers)
+	r.metrics = append(r.metrics, "127.0.0.1:"+strconv.Itoa(port))
+	r.managers = append(r.managers, nil)
+	if err := r.startManager(i); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = r.managers[i].kill() })
+	return i
 }
 
 // startManager starts replica i's manager process: leader election on, the
@@ -39,13 +42,13 @@ func (r *rig) startManagers(ctx context.Context, replicas int) {
 // leader takes over the persistent session.
 func (r *rig) startManager(i int) error {
 	r.starts++
-	p, err := startProc(fmt.Sprintf("manager #%d (replica %d)", r.starts, i), r.managerLog(i), nil,
-		[]string{"KUBECONFIG=" + r.kubeconfig},
-		r.bins.manager, "--leader-elect", "--leader-election-namespace", systemNS,
+	args := append([]string{"--leader-elect", "--leader-election-namespace", systemNS,
 		"--metrics-bind-address", r.metrics[i], "--health-probe-bind-address", "0",
 		"--mqtt-broker", r.broker.URL, "--mqtt-client-id", clientID,
-		"--s3-endpoint", r.store.Endpoint, "--s3-insecure", "--s3-credentials-secret", systemNS+"/otafleet-s3",
-		"--download-url", "http://"+downloadHost, "--download-secret", systemNS+"/otafleet-download")
+		"--s3-endpoint", r.store.Endpoint, "--s3-insecure", "--s3-credentials-secret", systemNS + "/otafleet-s3",
+		"--download-url", "http://" + downloadHost, "--download-secret", systemNS + "/otafleet-download"}, r.managerArgs...)
+	p, err := startProc(fmt.Sprintf("manager #%d (replica %d)", r.starts, i), r.managerLog(i), nil,
+		[]string{"KUBECONFIG=" + r.kubeconfig, "POD_NAME=" + replicaName(i)}, r.bins.manager, args...)
 	if err != nil {
 		return err
 	}
@@ -101,3 +104,6 @@ func (r *rig) firstPush(ctx context.Context, i int, p *proc, timeout time.Durati
 	})
 	return at
 }
+
+// replicaName is replica i's pod name: the prefix of its Lease identity.
+func replicaName(i int) string { return "replica-" + strconv.Itoa(i) }

@@ -17,6 +17,8 @@ type managerMetrics struct {
 	connected bool    // otafleet_mqtt_connected: connected and subscribed
 	devices   float64 // otafleet_fleet_devices: the inventory the engine rebuilt
 	pushes    float64 // otafleet_fleet_pushes_total{result="sent"}
+	cpu       float64 // process_cpu_seconds_total
+	heap      float64 // go_memstats_heap_inuse_bytes
 }
 
 // scrape reads the manager's /metrics.
@@ -63,6 +65,10 @@ func parseMetrics(r io.Reader) (managerMetrics, error) {
 			m.devices = v
 		case `otafleet_fleet_pushes_total{result="sent"}`:
 			m.pushes = v
+		case "process_cpu_seconds_total":
+			m.cpu = v
+		case "go_memstats_heap_inuse_bytes":
+			m.heap = v
 		}
 	}
 	return m, sc.Err()

@@ -40,12 +40,23 @@ type rig struct {
 	managers   []*proc  // one per replica, the current process of each
 	metrics    []string // each replica's metrics address, the same across restarts
 	starts     int      // manager processes started
+	// managerArgs are added to every manager's flags (product Leases).
+	managerArgs []string
 }
 
 // startRig builds the binaries and starts the servers, the download
 // service and the replicas of the manager, with logs in dir (a temporary
 // directory when empty). Everything is stopped when the test ends.
 func startRig(ctx context.Context, t *testing.T, dir string, replicas int) *rig {
+	r := startServers(ctx, t, dir)
+	r.startManagers(ctx, replicas)
+	t.Logf("%d manager(s) up; logs in %s", replicas, r.dir)
+	return r
+}
+
+// startServers builds the binaries and starts the servers and the
+// download service; no manager yet.
+func startServers(ctx context.Context, t *testing.T, dir string) *rig {
 	r := &rig{t: t, dir: dir}
 	if dir == "" {
 		r.dir = t.TempDir()
@@ -77,9 +88,7 @@ func startRig(ctx context.Context, t *testing.T, dir string, replicas int) *rig 
 	t.Cleanup(func() { _ = r.store.Stop() })
 	secret := r.createSecrets(ctx)
 	r.startDownload(ctx, secret)
-	r.startManagers(ctx, replicas)
-	t.Logf("servers, download service and %d manager(s) up %s after the start; logs in %s", replicas,
-		time.Since(began).Round(time.Millisecond), r.dir)
+	t.Logf("servers and download service up %s after the start", time.Since(began).Round(time.Millisecond))
 	return r
 }
 

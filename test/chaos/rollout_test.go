@@ -157,7 +157,12 @@ func (s *simulator) stop() ([]devicesim.DeviceStatus, devicesim.Summary, error) 
 // the pre-signed URL the manager publishes, as `kubectl ota firmware push`
 // does, then waits until it is Ready. The manager may be down meanwhile.
 func (r *rig) pushFirmware(ctx context.Context, version string) (*otav1.Firmware, error) {
-	fw := &otav1.Firmware{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: product + "-" + version}, Spec: otav1.FirmwareSpec{
+	return r.pushProductFirmware(ctx, ns, product, version)
+}
+
+// pushProductFirmware is pushFirmware for the Product product in namespace.
+func (r *rig) pushProductFirmware(ctx context.Context, namespace, product, version string) (*otav1.Firmware, error) {
+	fw := &otav1.Firmware{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: product + "-" + version}, Spec: otav1.FirmwareSpec{
 		Product: product, Version: version, SignMethod: otav1.SignMethodSHA256, VerificationRequired: ptr.To(false),
 		Source: otav1.FirmwareSource{Upload: &otav1.UploadSource{}}}}
 	if err := r.c.Create(ctx, fw); err != nil {
@@ -196,7 +201,7 @@ func (r *rig) pushFirmware(ctx context.Context, version string) (*otav1.Firmware
 // createBatch rolls fw out to every device of the product at rate a minute,
 // in waves.
 func (r *rig) createBatch(ctx context.Context, fw *otav1.Firmware, rate int, waves []int32) (*otav1.UpgradeBatch, error) {
-	ub := &otav1.UpgradeBatch{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-" + fw.Spec.Version}, Spec: otav1.UpgradeBatchSpec{
+	ub := &otav1.UpgradeBatch{ObjectMeta: metav1.ObjectMeta{Namespace: fw.Namespace, Name: "to-" + fw.Spec.Version}, Spec: otav1.UpgradeBatchSpec{
 		Firmware: fw.Name, RatePerMinute: int32(rate), Waves: wavesOf(waves), Retry: retry.DeepCopy(),
 		Timeout: &metav1.Duration{Duration: taskTimeout}}}
 	return ub, r.c.Create(ctx, ub)

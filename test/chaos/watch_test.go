@@ -27,6 +27,11 @@ type watch struct {
 }
 
 func startWatch(ctx context.Context, c client.Client) *watch {
+	return startWatchOf(ctx, c, []string{ns})
+}
+
+// startWatchOf watches the batches of every namespace in namespaces.
+func startWatchOf(ctx context.Context, c client.Client, namespaces []string) *watch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &watch{cancel: cancel, done: make(chan struct{}), last: map[string]map[string]int64{}}
 	go func() {
@@ -34,9 +39,11 @@ func startWatch(ctx context.Context, c client.Client) *watch {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
-			var list otav1.UpgradeBatchList
-			if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
-				w.observe(list.Items, time.Now())
+			for _, n := range namespaces {
+				var list otav1.UpgradeBatchList
+				if err := c.List(ctx, &list, client.InNamespace(n)); err == nil {
+					w.observe(list.Items, time.Now())
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -54,14 +61,15 @@ func (w *watch) observe(batches []otav1.UpgradeBatch, now time.Time) {
 	w.polls++
 	for _, ub := range batches {
 		seen := counters(ub.Status)
-		prev := w.last[ub.Name]
+		key := ub.Namespace + "/" + ub.Name
+		prev := w.last[key]
 		for _, name := range slices.Sorted(maps.Keys(prev)) {
 			if seen[name] < prev[name] {
 				w.events = append(w.events, fmt.Sprintf("%s batch %s: %s went backwards, %d -> %d",
-					now.Format("15:04:05.000"), ub.Name, name, prev[name], seen[name]))
+					now.Format("15:04:05.000"), key, name, prev[name], seen[name]))
 			}
 		}
-		w.last[ub.Name] = seen
+		w.last[key] = seen
 	}
 }
 
