@@ -24,7 +24,7 @@ type envelope struct {
 type apiError struct {
 	status  int
 	message string
-	// retryAfter, when set, becomes a Retry-After header (429).
+	// retryAfter, when set, becomes a Retry-After header (429, 503).
 	retryAfter time.Duration
 }
 
@@ -49,11 +49,11 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &ae) {
 		ae = &apiError{status: http.StatusInternalServerError, message: "internal error"}
 	}
-	switch ae.status {
-	case http.StatusUnauthorized:
+	if ae.status == http.StatusUnauthorized {
 		// RFC 6750: tell the client which scheme, and that the token is bad.
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	case http.StatusTooManyRequests:
+	}
+	if ae.retryAfter > 0 || ae.status == http.StatusTooManyRequests {
 		secs := max(1, int((ae.retryAfter+time.Second-1)/time.Second))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}

@@ -229,7 +229,28 @@ func (s *Server) admit(r *http.Request) (*caller, error) {
 	if !s.eng.Ready() {
 		return nil, errNotReady
 	}
-	return c, nil
+	return c, s.here(c)
+}
+
+// owner is an Engine whose products are shared among replicas (a
+// *shard.Router): it answers only for the products it owns.
+type owner interface{ Owns(productKey string) bool }
+
+// here refuses a caller whose devices this replica does not all serve: an
+// answer from an engine without the device's product would say, falsely,
+// that the device has no upgrade.
+func (s *Server) here(c *caller) error {
+	o, ok := s.eng.(owner)
+	if !ok {
+		return nil
+	}
+	for _, d := range c.order {
+		if !o.Owns(d.pk) {
+			return &apiError{status: http.StatusServiceUnavailable, retryAfter: time.Second, message: fmt.Sprintf(
+				"the product of device %s is served by another replica of the operator; retry (docs/replicas.md)", d)}
+		}
+	}
+	return nil
 }
 
 func statusOf(err error) int {

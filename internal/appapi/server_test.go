@@ -290,3 +290,29 @@ func TestTLS(t *testing.T) {
 		}
 	}
 }
+
+// shardedFake owns some products only, as a replica owning products by
+// Lease does.
+type shardedFake struct {
+	*fakeEngine
+	owned map[string]bool
+}
+
+func (s shardedFake) Owns(pk string) bool { return s.owned[pk] }
+
+// A replica that does not serve a caller's product says so (503, retry)
+// rather than that the device has no upgrade.
+func TestProductOfAnotherReplica(t *testing.T) {
+	for owned, want := range map[bool]int{true: http.StatusOK, false: http.StatusServiceUnavailable} {
+		eng := shardedFake{newFake(), map[string]bool{"pk": owned}}
+		eng.add("pk/a1", otav1.TaskConfirm, true)
+		s, err := New(testConfig(), eng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := call(t, serve(t, s), PathProgressList, hmacToken(t, claims("alice", "pk/a1")), nil).want(t, want)
+		if !owned && rep.header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+	}
+}

@@ -46,7 +46,7 @@ func TestChartAppliesToAPIServer(t *testing.T) {
 				}
 				kinds[u.GetKind()]++
 			}
-			want := map[string]int{"CustomResourceDefinition": 7, "Deployment": 2, "PodDisruptionBudget": 1}
+			want := map[string]int{"CustomResourceDefinition": 7, "Deployment": 2, "PodDisruptionBudget": 2}
 			if values != nil {
 				want["Secret"] = 3
 			}

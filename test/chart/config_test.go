@@ -130,6 +130,12 @@ func TestServiceAndBudgetMatchConfig(t *testing.T) {
 			t.Errorf("%s %s: chart %v, config/download %v", c.kind, strings.Join(c.field, "."), g, w)
 		}
 	}
+	// The manager's budget: as many replicas stay up as config/manager's.
+	w, _, _ := unstructured.NestedFieldNoCopy(find(t, readKustomization(t, "../../config/default"), "PodDisruptionBudget", "controller-manager").Object, "spec", "minAvailable")
+	g, _, _ := unstructured.NestedFieldNoCopy(find(t, chart, "PodDisruptionBudget", "-manager").Object, "spec", "minAvailable")
+	if w == nil || !reflect.DeepEqual(g, w) {
+		t.Errorf("manager PodDisruptionBudget minAvailable: chart %v, config/manager %v", g, w)
+	}
 }
 
 // TestRBACAndCRDsMatchConfig: the chart's CRDs are config/crd/bases' files
