@@ -99,9 +99,24 @@ BENCH_DEVICES ?= 10000
 BENCH_BROKER ?=
 
 .PHONY: bench
-bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate); prints figures.
+bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate), then the multi-replica variant; prints figures.
 	eval "$$(hack/setup-test-env.sh all)" && go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./internal/...
 	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) BENCH_RUNS=$(BENCH_RUNS) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
+	$(MAKE) bench-replicas
+
+# The multi-replica variant (docs/replicas.md): three manager processes with
+# product Leases, BENCH_REPLICA_PRODUCTS products of BENCH_REPLICA_DEVICES
+# devices each, BENCH_REPLICA_KILLS SIGKILLs of the busiest replica, a
+# replica added and one stopped gracefully; every record checked exactly.
+BENCH_REPLICA_PRODUCTS ?= 6
+BENCH_REPLICA_DEVICES ?= 1000
+BENCH_REPLICA_KILLS ?= 4
+
+.PHONY: bench-replicas
+bench-replicas: test-env ## Three replicas share products while the busiest is SIGKILLed; prints takeover p50/p99 and each replica's products, devices, CPU and heap.
+	eval "$$(hack/setup-test-env.sh all)" && SHARDS_PRODUCTS=$(BENCH_REPLICA_PRODUCTS) SHARDS_DEVICES=$(BENCH_REPLICA_DEVICES) \
+		SHARDS_KILLS=$(BENCH_REPLICA_KILLS) go test -v -count=1 -run '^TestReplicasShareProducts$$' -timeout 40m ./test/chaos/ | \
+		grep -E 'replicas test|takeover|handover|products by replica|replica  |^ +[0-9]+ +[0-9]|mismatch|PASS|FAIL|ok'
 
 # The chaos harness (test/chaos, docs/chaos.md): CHAOS_KILLS SIGKILLs of the
 # manager during rollouts to CHAOS_DEVICES devices; CHAOS_SEED replays a run

@@ -18,35 +18,58 @@ import (
 	"github.com/otafleet/otafleet/internal/shard"
 )
 
-// disrupt SIGKILLs the replica holding the most products once a fifth of
-// the devices upgraded, restarts it as its pod would be, adds a replica,
-// and once more than half upgraded stops another one gracefully; it logs
-// how long each handover took.
-func (r *rig) disrupt(ctx context.Context, lines []*line, devices int) {
+// handovers are the delays, from a SIGKILL or a graceful stop, until
+// another replica held each product and until its batch moved again.
+type handovers struct{ held, moved []time.Duration }
+
+func (h handovers) String() string {
+	return fmt.Sprintf("%d products: held by another replica p50 %s p99 %s, batch moving again p50 %s p99 %s",
+		len(h.held), quantile(h.held, 0.5), quantile(h.held, 0.99), quantile(h.moved, 0.5), quantile(h.moved, 0.99))
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	return s[min(len(s)-1, int(q*float64(len(s))))].Round(10 * time.Millisecond)
+}
+
+// disrupt SIGKILLs the replica holding the most products kills times
+// while the batches run (each restarted as its pod would be), adds a
+// replica, and stops another one gracefully once more than half of the
+// devices are done; it logs how long each handover took.
+func (r *rig) disrupt(ctx context.Context, lines []*line, devices, kills int) {
 	total := len(lines) * devices
-	r.waitDone(ctx, lines, total/5)
-	victim, its := r.busiest(ctx)
-	before := r.doneByLine(ctx, lines)
-	at := time.Now()
-	if err := r.managers[victim].kill(); err != nil {
-		r.t.Fatal(err)
+	var killed handovers
+	for k := 1; k <= kills; k++ {
+		r.waitDone(ctx, lines, total*k/(2*kills+2))
+		victim, its := r.busiest(ctx)
+		before := r.doneByLine(ctx, lines)
+		at := time.Now()
+		if err := r.managers[victim].kill(); err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Logf("SIGKILLed replica %d holding %v", victim, slices.Sorted(maps.Keys(its)))
+		if err := r.startManager(victim); err != nil {
+			r.t.Fatal(err)
+		}
+		r.handover(ctx, "SIGKILL", at, its, lines, before, &killed)
 	}
-	r.t.Logf("SIGKILLed replica %d holding %v", victim, slices.Sorted(maps.Keys(its)))
-	if err := r.startManager(victim); err != nil {
-		r.t.Fatal(err)
-	}
-	r.logHandover(ctx, "SIGKILL", at, its, lines, before)
 	added := r.addReplica()
 	r.t.Logf("added replica %d", added)
 	r.waitDone(ctx, lines, total*55/100)
 	stopped, its := r.busiest(ctx)
-	before = r.doneByLine(ctx, lines)
-	at = time.Now()
+	before := r.doneByLine(ctx, lines)
+	at := time.Now()
 	if err := r.managers[stopped].stop(time.Minute); err != nil {
 		r.t.Errorf("graceful stop of replica %d: %v", stopped, err)
 	}
 	r.t.Logf("stopped replica %d gracefully, holding %v", stopped, slices.Sorted(maps.Keys(its)))
-	r.logHandover(ctx, "graceful stop", at, its, lines, before)
+	var graceful handovers
+	r.handover(ctx, "graceful stop", at, its, lines, before, &graceful)
+	r.t.Logf("takeover after SIGKILL (%d kills), %s", kills, killed)
+	r.t.Logf("handover on a graceful stop, %s", graceful)
 }
 
 // leases reads each product's Lease holder identity by productKey.
@@ -89,10 +112,11 @@ func (r *rig) busiest(ctx context.Context) (int, map[string]string) {
 	return best, byReplica[best]
 }
 
-// logHandover waits until another identity holds each product of its and
-// that product's batch progressed past before, and logs both delays from
-// at.
-func (r *rig) logHandover(ctx context.Context, what string, at time.Time, its map[string]string, lines []*line, before map[string]int64) {
+// handover waits until another identity holds each product of its and
+// that product's batch progressed past before, and adds both delays from
+// at to h.
+func (r *rig) handover(ctx context.Context, what string, at time.Time, its map[string]string, lines []*line,
+	before map[string]int64, h *handovers) {
 	for _, k := range slices.Sorted(maps.Keys(its)) {
 		var held, moved time.Duration
 		err := lab.Poll(ctx, 2*time.Minute, func() (bool, error) {
@@ -113,8 +137,7 @@ func (r *rig) logHandover(ctx context.Context, what string, at time.Time, its ma
 			r.t.Errorf("%s: product %s not taken over: %v", what, k, err)
 			continue
 		}
-		r.t.Logf("%s: %s held by another replica after %s, its batch moved after %s", what, k,
-			held.Round(10*time.Millisecond), moved.Round(10*time.Millisecond))
+		h.held, h.moved = append(h.held, held), append(h.moved, moved)
 	}
 }
 

@@ -31,16 +31,16 @@ type line struct {
 
 // TestReplicasShareProducts (#15): three manager processes with product
 // Leases split the products; mid-rollout the replica holding the most is
-// SIGKILLed (and restarted, as its pod would be), a fourth replica joins,
-// and another is stopped gracefully. Every batch must finish with the same
+// SIGKILLed SHARDS_KILLS times (and restarted, as its pod would be), a
+// fourth replica joins, and another is stopped gracefully. Every batch must finish with the same
 // exact check as the crash harness, and the live replicas end balanced.
 func TestReplicasShareProducts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three manager processes")
 	}
-	products, devices := envInt(t, "SHARDS_PRODUCTS", 6), envInt(t, "SHARDS_DEVICES", 150)
+	products, devices, kills := envInt(t, "SHARDS_PRODUCTS", 6), envInt(t, "SHARDS_DEVICES", 150), envInt(t, "SHARDS_KILLS", 1)
 	seed := int64(envInt(t, "CHAOS_SEED", int(time.Now().UnixNano()%1e9)))
-	t.Logf("replicas test: %d products of %d devices, seed %d", products, devices, seed)
+	t.Logf("replicas test: %d products of %d devices, %d kills, seed %d", products, devices, kills, seed)
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -56,13 +56,15 @@ func TestReplicasShareProducts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Half a minute of pushes when nothing is down.
-		if l.batch, err = r.createBatch(ctx, fw, 2*devices, []int32{10, 50, 100}); err != nil {
+		// Half a minute of pushes when nothing is down, and a quarter
+		// minute more for each kill.
+		rate := devices * 60 / (30 + 15*kills)
+		if l.batch, err = r.createBatch(ctx, fw, rate, []int32{10, 50, 100}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w := startWatchOf(ctx, r.c, namespacesOf(lines))
-	r.disrupt(ctx, lines, devices)
+	r.disrupt(ctx, lines, devices, kills)
 	if err := r.waitLines(ctx, lines); err != nil {
 		t.Error(err)
 	}
