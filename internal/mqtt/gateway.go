@@ -78,6 +78,7 @@ type Gateway struct {
 	state   ConnectionState
 	changed chan struct{} // closed and replaced on every state change
 	connGen uint64        // identifies the connection an OnConnect runs for
+	counted bool          // counted in the connected gauge
 
 	rejectLog rateLog
 	stats     struct{ received, rejected, ignored, dropped, handled, published, publishFailed atomic.Uint64 }
@@ -163,6 +164,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("mqtt-gateway").WithValues("clientID", g.cfg.ClientID)
 	g.log.Store(&log)
 	log.Info("Connecting to the MQTT broker", "brokers", g.cfg.Brokers, "products", g.cfg.ProductKeys)
+	g.metrics.gateways.Inc()
+	defer g.metrics.gateways.Dec()
 	g.client.Connect() // with ConnectRetry the token only completes once connected; onConnect does the rest
 	g.ingest(ctx)
 	close(g.done)
@@ -220,10 +223,15 @@ func (g *Gateway) setState(f func(*ConnectionState)) {
 	f(&g.state)
 	close(g.changed)
 	g.changed = make(chan struct{})
-	if g.state.Connected && g.state.Subscribed {
-		g.metrics.connected.Set(1)
-	} else {
-		g.metrics.connected.Set(0)
+	// The gauge sums the process's gateways: this one counts while it is
+	// connected and subscribed.
+	if up := g.state.Connected && g.state.Subscribed; up != g.counted {
+		g.counted = up
+		if up {
+			g.metrics.connected.Inc()
+		} else {
+			g.metrics.connected.Dec()
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 // path are resolved once, so counting a message is one atomic add.
 type metrics struct {
 	connected      prometheus.Gauge
+	gateways       prometheus.Gauge
 	connects       prometheus.Counter
 	connectionLost prometheus.Counter
 	received       [protocol.KindFirmwareGetReply + 1]prometheus.Counter
@@ -43,7 +44,9 @@ func newMetrics(reg prometheus.Registerer, queueLen func() float64) *metrics {
 	}
 	m := &metrics{}
 	m.connected = shared.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts(opts("connected",
-		"1 while the gateway is connected to the broker and subscribed, else 0."))))
+		"Gateways connected to the broker and subscribed: 1 for the leader's, one per owned product with product Leases."))))
+	m.gateways = shared.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts(opts("gateways",
+		"Gateways running in this process: 1 on the leader, one per owned product with product Leases, 0 on a standby."))))
 	m.connects = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("connects_total",
 		"Successful connections to the broker, reconnections included."))))
 	m.connectionLost = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("connection_lost_total",

@@ -69,6 +69,9 @@ type owned struct {
 	renewed time.Time
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// stopping: canceled, still writing what is pending; its Lease is
+	// renewed until it is done, then released if release.
+	stopping, release bool
 }
 
 // NewManager returns a manager that registers the engines it runs with
@@ -130,6 +133,7 @@ func (m *Manager) Start(ctx context.Context) error {
 // round renews what this replica holds, then takes or hands over products
 // as Decide says.
 func (m *Manager) round(ctx context.Context, log logr.Logger) error {
+	m.reap(ctx, log)
 	if err := m.renewMember(ctx); err != nil {
 		return fmt.Errorf("member lease: %w", err)
 	}
@@ -167,20 +171,36 @@ func (m *Manager) renewMember(ctx context.Context) error {
 	return err
 }
 
-// renewHeld renews the product Leases due for it. A shard stops when its
-// Lease was taken, when it could not be renewed for two thirds of its
-// duration (before another replica may take it), or when it ended by
-// itself (its engine failed to rebuild: released, to be taken again).
-func (m *Manager) renewHeld(ctx context.Context, log logr.Logger) {
-	now := time.Now()
+// reap forgets the shards that ended, releasing their Leases when they
+// were handed over or ended by themselves (an engine that failed to
+// rebuild: the product is taken again later).
+func (m *Manager) reap(ctx context.Context, log logr.Logger) {
 	for k, o := range m.held {
 		select {
 		case <-o.done:
-			log.Info("A product's shard stopped by itself; releasing it", "productKey", k)
-			m.stop(k, true)
-			continue
 		default:
+			continue
 		}
+		if !o.stopping {
+			log.Info("A product's shard stopped by itself; releasing it", "productKey", k)
+			o.release = true
+		}
+		if o.release {
+			if err := m.ls.release(ctx, o.lease); err != nil {
+				log.Error(err, "Releasing a product's Lease", "productKey", k)
+			}
+		}
+		delete(m.held, k)
+	}
+}
+
+// renewHeld renews the product Leases due for it, of running shards and of
+// stopping ones (they still write). A shard stops when its Lease was
+// taken, or could not be renewed for two thirds of its duration (before
+// another replica may take it).
+func (m *Manager) renewHeld(ctx context.Context, log logr.Logger) {
+	now := time.Now()
+	for k, o := range m.held {
 		if now.Sub(o.renewed) < m.cfg.LeaseDuration/3 {
 			continue
 		}
@@ -220,8 +240,11 @@ func (m *Manager) view(ctx context.Context) (View, error) {
 			v.Holders[k] = ptr.Deref(l.Spec.HolderIdentity, "")
 		}
 	}
-	for k := range m.held {
+	for k, o := range m.held {
 		v.Holders[k] = m.cfg.Identity
+		if o.stopping {
+			v.Holders[k] = "(stopping)" // neither free nor to hand over again
+		}
 	}
 	v.Keys, err = m.cfg.Keys(ctx)
 	return v, err
@@ -263,32 +286,32 @@ func (m *Manager) take(ctx context.Context, key string, log logr.Logger) error {
 	return nil
 }
 
-// stop stops a product's shard and waits until it wrote what is pending;
-// then, if release, it gives the Lease up so that another replica takes
-// the product at once.
+// stop stops a product's shard; once it wrote what is pending (reap), its
+// Lease is released if release, so that another replica takes the product
+// at once. The rounds go on meanwhile: the other Leases stay renewed.
 func (m *Manager) stop(key string, release bool) {
 	o := m.held[key]
-	delete(m.held, key)
-	o.cancel()
-	<-o.done
-	if release {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = m.ls.release(ctx, o.lease)
+	if o == nil || o.stopping {
+		return
 	}
+	o.stopping, o.release = true, release
+	o.cancel()
 }
 
 // stopAll stops every shard at once, then releases every Lease and the
 // member Lease: a graceful stop hands every product over at once.
 func (m *Manager) stopAll(log logr.Logger) {
 	var wg sync.WaitGroup
-	for k := range m.held {
-		wg.Go(func() { m.held[k].cancel(); <-m.held[k].done })
+	for _, o := range m.held {
+		wg.Go(func() { o.cancel(); <-o.done })
 	}
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for k, o := range m.held {
+		if o.stopping && !o.release {
+			continue // lost to another replica
+		}
 		if err := m.ls.release(ctx, o.lease); err != nil {
 			log.Error(err, "Releasing a product's Lease", "productKey", k)
 		}

@@ -60,7 +60,7 @@ func parseMetrics(r io.Reader) (managerMetrics, error) {
 		}
 		switch series {
 		case "otafleet_mqtt_connected":
-			m.connected = v == 1
+			m.connected = v >= 1
 		case "otafleet_fleet_devices":
 			m.devices = v
 		case `otafleet_fleet_pushes_total{result="sent"}`:
