@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -35,7 +36,21 @@ type Signer struct {
 	secret []byte
 	ttl    time.Duration
 	grid   int64 // seconds
+
+	// signed keeps each key's URL of the current grid step: every push of
+	// a rollout names the same image, and its URL only changes with the
+	// step, so one HMAC a step serves them all.
+	mu     sync.Mutex
+	signed map[string]signedURL
 }
+
+type signedURL struct {
+	expiry uint32
+	url    string
+}
+
+// maxSigned bounds the cache: far more images than a replica pushes at once.
+const maxSigned = 1024
 
 // NewSigner checks base (http or https, a host, nothing else: devices
 // ignore ports and overflow on long hosts) and returns a Signer whose URLs
@@ -52,7 +67,7 @@ func NewSigner(base string, secret []byte, ttl time.Duration) (*Signer, error) {
 		return nil, fmt.Errorf("download URL lifetime %s is out of range: give 1s to %s (default 15m)", ttl, MaxTTL)
 	}
 	grid := int64(ttl / 4 / time.Second)
-	return &Signer{base: u, secret: bytes.Clone(secret), ttl: ttl, grid: max(grid, 1)}, nil
+	return &Signer{base: u, secret: bytes.Clone(secret), ttl: ttl, grid: max(grid, 1), signed: map[string]signedURL{}}, nil
 }
 
 // checkBase returns the normalized base URL or an error that tells the
@@ -131,11 +146,32 @@ func checkSecret(secret []byte) error {
 
 // URL returns the device URL of key, valid from now until its expiry.
 func (s *Signer) URL(key string, now time.Time) (string, error) {
-	if err := checkKey(key); err != nil {
-		return "", err
-	}
 	expiry, err := s.expiry(now)
 	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	c, ok := s.signed[key]
+	s.mu.Unlock()
+	if ok && c.expiry == expiry {
+		return c.url, nil
+	}
+	full, err := s.sign(key, expiry)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if len(s.signed) >= maxSigned {
+		clear(s.signed)
+	}
+	s.signed[key] = signedURL{expiry, full}
+	s.mu.Unlock()
+	return full, nil
+}
+
+// sign makes the URL of key expiring at expiry.
+func (s *Signer) sign(key string, expiry uint32) (string, error) {
+	if err := checkKey(key); err != nil {
 		return "", err
 	}
 	path := pathPrefix + encodeToken(s.secret, expiry, key) + "/" + key

@@ -2,6 +2,7 @@ package download
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,36 @@ func TestParseSecret(t *testing.T) {
 	}
 	if _, err := ParseSecret([]byte(" short \n")); err == nil {
 		t.Fatal("ParseSecret accepted a 5-byte secret")
+	}
+}
+
+// A key's URL is signed once a grid step and kept; the cache stays bounded
+// however many keys are signed.
+func TestSignerKeepsURLsBounded(t *testing.T) {
+	s, err := NewSigner("http://dl.example.com", []byte("0123456789abcdef0123456789abcdef"), 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_010, 0) // 10 s into a grid step of 225 s
+	first, err := s.URL("_img/a.bin", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.URL("_img/a.bin", now.Add(time.Second)); again != first {
+		t.Errorf("within a step: %s, then %s", first, again)
+	}
+	if later, _ := s.URL("_img/a.bin", now.Add(4*time.Minute)); later == first {
+		t.Errorf("the next step kept the URL %s", later)
+	}
+	for i := range maxSigned + 10 {
+		if _, err := s.URL(fmt.Sprintf("_img/%d.bin", i), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.signed); n > maxSigned {
+		t.Errorf("%d URLs kept, bound %d", n, maxSigned)
+	}
+	if _, err := s.URL("bad key", now); err == nil {
+		t.Error("a key with a space was signed")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/download"
 	"github.com/otafleet/otafleet/internal/protocol"
 	"github.com/otafleet/otafleet/internal/storage"
 )
@@ -98,23 +99,44 @@ func BenchmarkCollectPushes(b *testing.B) {
 }
 
 // BenchmarkBuildPush measures what each push costs before it is published:
-// signing a fresh download URL (minio-go, no network) and encoding it.
+// a download URL (the download service's, as by default, or an S3
+// pre-signed one), its check, and the encoding.
 func BenchmarkBuildPush(b *testing.B) {
+	o := &outgoing{image: Image{Bucket: "otafleet-firmware", Key: "_img/2f4f6d2e-58b1-4a37-9d5e-3c1f0b7a9e21.bin", Size: 432945,
+		MD5: "93230c3bde425a9d7ed2b0a2b3e1a8c1", SignMethod: otav1.SignMethodMD5}, module: "mcu", version: "2.0.0"}
 	st, err := storage.New(storage.Config{Endpoint: "minio.internal:9000", PublicURL: "https://firmware.example.com",
 		AccessKey: "AKIAEXAMPLE", SecretKey: "secretsecretsecret", Region: "us-east-1"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	o := &outgoing{image: Image{Bucket: "otafleet-firmware", Key: "firmware/ns/fw/uid/image.bin", Size: 432945,
-		MD5: "93230c3bde425a9d7ed2b0a2b3e1a8c1", SignMethod: otav1.SignMethodMD5}, module: "mcu", version: "2.0.0"}
-	ctx := context.Background()
-	for b.Loop() {
-		u, err := st.PresignGet(ctx, o.image.Bucket, o.image.Key, 15*time.Minute)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := protocol.EncodePush(1, *upgradeMessage(o, u.String())); err != nil {
-			b.Fatal(err)
-		}
+	dl, err := download.NewSigner("https://firmware.example.com", []byte("0123456789abcdef0123456789abcdef"), 15*time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, sign := range map[string]func() (string, error){
+		"download-service": func() (string, error) { return dl.URL(o.image.Key, time.Now()) },
+		"s3-presigned": func() (string, error) {
+			u, err := st.PresignGet(context.Background(), o.image.Bucket, o.image.Key, 15*time.Minute)
+			if err != nil {
+				return "", err
+			}
+			return u.String(), nil
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			s := sender{longURLs: name == "s3-presigned"}
+			for b.Loop() {
+				u, err := sign()
+				if err == nil {
+					err = s.checkURL(u)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := protocol.EncodePush(1, *upgradeMessage(o, u)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 
@@ -19,6 +20,9 @@ type sender struct {
 	// longURLs lets URLs through that devices in the field cannot take.
 	longURLs bool
 	log      logr.Logger
+	// checked is the last URL found fit for devices: a rollout's pushes
+	// carry the same URL for minutes, it is checked once.
+	checked atomic.Pointer[string]
 }
 
 // send signs URLs and publishes msgs, sendWorkers at a time, and returns
@@ -67,11 +71,8 @@ func (s *sender) sendOne(ctx context.Context, o *outgoing) error {
 		if err != nil {
 			return err
 		}
-		if !s.longURLs {
-			// Never send a URL that would crash a device in the field.
-			if err := protocol.CheckDeviceURL(url); err != nil {
-				return fmt.Errorf("refusing to send a download URL devices cannot take: %w", err)
-			}
+		if err := s.checkURL(url); err != nil {
+			return err
 		}
 		up = upgradeMessage(o, url)
 	}
@@ -83,6 +84,22 @@ func (s *sender) sendOne(ctx context.Context, o *outgoing) error {
 	default:
 		return s.pub.PublishRequestReply(ctx, o.pk, o.device, up)
 	}
+}
+
+// checkURL refuses a URL that would crash a device in the field, unless
+// long URLs were opted in.
+func (s *sender) checkURL(url string) error {
+	if s.longURLs {
+		return nil
+	}
+	if last := s.checked.Load(); last != nil && *last == url {
+		return nil
+	}
+	if err := protocol.CheckDeviceURL(url); err != nil {
+		return fmt.Errorf("refusing to send a download URL devices cannot take: %w", err)
+	}
+	s.checked.Store(&url)
+	return nil
 }
 
 func upgradeMessage(o *outgoing, url string) *protocol.Upgrade {
