@@ -134,10 +134,12 @@ func (m *Manager) Start(ctx context.Context) error {
 // as Decide says.
 func (m *Manager) round(ctx context.Context, log logr.Logger) error {
 	m.reap(ctx, log)
+	// Product Leases first: a replica that cannot renew them must stop
+	// their shards in time, whatever happens to its member Lease.
+	m.renewHeld(ctx, log)
 	if err := m.renewMember(ctx); err != nil {
 		return fmt.Errorf("member lease: %w", err)
 	}
-	m.renewHeld(ctx, log)
 	v, err := m.view(ctx)
 	if err != nil {
 		return err
