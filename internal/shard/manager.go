@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,8 +71,9 @@ type owned struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// stopping: canceled, still writing what is pending; its Lease is
-	// renewed until it is done, then released if release.
-	stopping, release bool
+	// renewed until it is done, then released if release, or deleted if
+	// forget (the Product is gone).
+	stopping, release, forget bool
 }
 
 // NewManager returns a manager that registers the engines it runs with
@@ -148,6 +150,9 @@ func (m *Manager) round(ctx context.Context, log logr.Logger) error {
 	for _, k := range p.Release {
 		log.Info("Handing a product over", "productKey", k, "holding", len(m.held))
 		m.stop(k, true)
+		if o := m.held[k]; o != nil && !slices.Contains(v.Keys, k) {
+			o.forget = true
+		}
 	}
 	for _, k := range p.Acquire {
 		if err := m.take(ctx, k, log); err != nil {
@@ -187,7 +192,12 @@ func (m *Manager) reap(ctx context.Context, log logr.Logger) {
 			log.Info("A product's shard stopped by itself; releasing it", "productKey", k)
 			o.release = true
 		}
-		if o.release {
+		switch {
+		case o.forget:
+			if err := m.cfg.Client.Delete(ctx, o.lease); client.IgnoreNotFound(err) != nil {
+				log.Error(err, "Deleting the Lease of a deleted product", "productKey", k)
+			}
+		case o.release:
 			if err := m.ls.release(ctx, o.lease); err != nil {
 				log.Error(err, "Releasing a product's Lease", "productKey", k)
 			}

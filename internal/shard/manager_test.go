@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/otafleet/otafleet/internal/fleet"
 	"github.com/otafleet/otafleet/internal/testserver"
@@ -65,13 +68,31 @@ func (o *owners) counts() map[string]int {
 	return c
 }
 
-func startReplica(t *testing.T, ns, id string, keys []string, o *owners) *replica {
+// keyList is the products' keys, which a test changes.
+type keyList struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keyList) get() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.keys)
+}
+
+func (k *keyList) set(keys []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys = keys
+}
+
+func startReplica(t *testing.T, ns, id string, keys *keyList, o *owners) *replica {
 	r := &replica{router: NewRouter(func() bool { return false }), done: make(chan struct{})}
 	var err error
 	r.m, err = NewManager(Config{
 		Namespace: ns, Identity: id, LeaseDuration: 3 * time.Second, RetryPeriod: 200 * time.Millisecond,
 		Client: cp.Client, Reader: cp.Client,
-		Keys: func(context.Context) ([]string, error) { return keys, nil },
+		Keys: func(context.Context) ([]string, error) { return keys.get(), nil },
 		Build: func(pk string) (Shard, error) {
 			e := fleet.New(nil, nil, nil, nil, fleet.Options{ProductKey: pk}, logr.Discard())
 			return Shard{Engine: e, Run: func(ctx context.Context) error {
@@ -123,7 +144,7 @@ func TestReplicasShareProducts(t *testing.T) {
 	if err := cp.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	keys := []string{"pkA", "pkB", "pk_c", "pk-C", "PKD", "pke"}
+	keys := &keyList{keys: []string{"pkA", "pkB", "pk_c", "pk-C", "PKD", "pke"}}
 	o := &owners{running: map[string]string{}}
 	a := startReplica(t, ns, "a", keys, o)
 	waitCounts(t, o, "one replica takes every product", balanced(6, "a"))
@@ -149,5 +170,17 @@ func TestReplicasShareProducts(t *testing.T) {
 	}
 	if got := slices.Sorted(maps.Keys(a.router.engines)); len(got) != 6 {
 		t.Errorf("the router of the last replica has %v, want the six products", got)
+	}
+	// A Product deleted: its shard stops and its Lease goes.
+	keys.set(keys.get()[1:])
+	waitCounts(t, o, "a deleted product's shard stops", balanced(5, "a"))
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true,
+		func(ctx context.Context) (bool, error) {
+			l := &coordinationv1.Lease{}
+			err := cp.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ProductLeaseName("pkA")}, l)
+			return apierrors.IsNotFound(err), nil
+		})
+	if err != nil {
+		t.Errorf("the Lease of the deleted product stayed: %v", err)
 	}
 }
