@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"os"
 	"time"
+	// Maintenance windows name IANA time zones; the distroless image has
+	// no zone database, so the binary carries one.
+	_ "time/tzdata"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
