@@ -139,6 +139,9 @@ func progressMessage(s fleet.Status) (string, string) {
 	switch {
 	case s.Phase == otav1.BatchPlanned:
 		return otav1.ReasonScheduled, "waiting for the schedule's start"
+	case s.Held != "" && s.Gate == otav1.GateSoak:
+		// Not WavePaused: the soak ends by itself, nobody has to promote.
+		return otav1.ReasonSoaking, s.Held
 	case s.Held != "":
 		return otav1.ReasonWavePaused, s.Held
 	case s.Phase == otav1.BatchPaused:

@@ -115,7 +115,7 @@ func TestWaveHeldBySoakAndAbortOnReverts(t *testing.T) {
 	s.Abort = &otav1.AbortPolicy{MinFinished: 1, MaxRevertedPercent: &pct}
 	v.upsert(s)
 	st := v.waitFor("b", "wave 1 held by its soak", func(s Status) bool { return s.Gate == otav1.GateSoak })
-	if st.Counts.Soaking != 4 || st.Counts.Queued != 16 || st.CurrentWave != 1 || st.Phase != otav1.BatchPaused ||
+	if st.Counts.Soaking != 4 || st.Counts.Queued != 16 || st.CurrentWave != 1 || st.Phase != otav1.BatchRunning ||
 		!strings.Contains(st.Held, "4 devices soaking") {
 		t.Fatalf("held by the soak: %+v", st)
 	}
