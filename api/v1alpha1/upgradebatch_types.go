@@ -320,7 +320,7 @@ type UpgradeBatchStatus struct {
 // +kubebuilder:printcolumn:name="In Progress",type=integer,JSONPath=`.status.counts.inProgress`,priority=1
 // +kubebuilder:printcolumn:name="Queued",type=integer,JSONPath=`.status.counts.queued`,priority=1
 // +kubebuilder:printcolumn:name="Timed Out",type=integer,JSONPath=`.status.counts.timedOut`,priority=1
-// +kubebuilder:printcolumn:name="Next Window",type=date,JSONPath=`.status.window.nextOpen`,priority=1
+// +kubebuilder:printcolumn:name="Next Window",type=string,JSONPath=`.status.window.nextOpen`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UpgradeBatch struct {
 	metav1.TypeMeta   `json:",inline"`
