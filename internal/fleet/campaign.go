@@ -251,8 +251,7 @@ func (c *campaign) over(now time.Time) bool { return c.snapshot().Over(now) }
 func (c *campaign) snapshot() rollout.Snapshot {
 	return rollout.Snapshot{
 		Stage: c.stage, Aborted: c.aborted != "", Canceled: c.spec.Cancel, Paused: c.spec.Paused,
-		// A wave held for its soak is not paused: the soak ends by itself.
-		Dynamic: c.spec.Dynamic, WaveHeld: c.waveHeld != "" && c.waveGate != otav1.GateSoak, Active: c.active(),
+		Dynamic: c.spec.Dynamic, WaveHeld: c.waveHeld != "", WaveGate: c.waveGate, Active: c.active(),
 		Start: c.spec.Start, End: c.spec.End, PausedTil: c.pausedUntil, Window: c.window,
 	}
 }

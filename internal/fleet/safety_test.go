@@ -254,3 +254,35 @@ func TestMaintenanceWindowGatesPushes(t *testing.T) {
 		t.Fatalf("counts %+v", st.Counts)
 	}
 }
+
+// A retry that falls due outside the window waits for the next one.
+func TestRetryWaitsForTheWindow(t *testing.T) {
+	v := newEnv(t)
+	open := time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: open.Add(time.Second)}
+	v.e.mu.Lock()
+	v.e.now = clock.Now
+	v.e.unlock()
+	v.devices(failsOnce, v1, "flaky")
+	s := v.spec("b", "default", "2.0.0")
+	s.RetryCount, s.RetryInterval = 1, time.Minute
+	ws, err := rollout.ParseWindows([]otav1.MaintenanceWindow{{Schedule: "0 2 * * *", Duration: metav1.Duration{Duration: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Windows = ws
+	v.upsert(s)
+	v.waitFor("b", "the failure waiting for its retry", func(s Status) bool {
+		return s.Counts.Queued == 1 && len(s.Reasons) == 0 && v.sim.total.Load() == 1
+	})
+	clock.Set(open.Add(90 * time.Minute)) // the retry is due, the window shut
+	time.Sleep(300 * time.Millisecond)     // ticks of the real loop: the assertion is that nothing happens
+	if n := v.sim.total.Load(); n != 1 {
+		t.Fatalf("retried outside the window: %d pushes", n)
+	}
+	clock.Set(open.Add(24*time.Hour + time.Second))
+	st := v.waitFor("b", "the retry in the next window", completed)
+	if st.Counts.Succeeded != 1 || v.sim.total.Load() != 2 {
+		t.Fatalf("counts %+v after %d pushes", st.Counts, v.sim.total.Load())
+	}
+}

@@ -127,7 +127,8 @@ type Snapshot struct {
 	Paused    bool
 	Dynamic   bool
 	WaveHeld  bool
-	Active    int64 // tasks not final
+	WaveGate  otav1.WaveGateType // the gate that holds the wave
+	Active    int64              // tasks not final
 	Start     time.Time
 	End       time.Time
 	PausedTil time.Time
@@ -152,7 +153,9 @@ func Phase(s Snapshot, now time.Time) otav1.BatchPhase {
 		return otav1.BatchPlanned
 	case s.Active == 0 && (!s.Dynamic || s.Over(now)):
 		return otav1.BatchCompleted
-	case s.Paused || s.WaveHeld:
+	case s.Paused || (s.WaveHeld && s.WaveGate != otav1.GateSoak):
+		// A wave held for its soak is not paused: the soak ends by itself,
+		// nobody has to promote.
 		return otav1.BatchPaused
 	}
 	return otav1.BatchRunning

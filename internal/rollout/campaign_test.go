@@ -113,6 +113,9 @@ func TestPhase(t *testing.T) {
 		{"dynamic with work at its end runs on", with(func(s *Snapshot) { s.Dynamic, s.End = true, t0 }), t0, otav1.BatchRunning},
 		{"paused", with(func(s *Snapshot) { s.Paused = true }), t0, otav1.BatchPaused},
 		{"held by a wave", with(func(s *Snapshot) { s.WaveHeld = true }), t0, otav1.BatchPaused},
+		{"held by a wave's threshold", with(func(s *Snapshot) { s.WaveHeld, s.WaveGate = true, otav1.GateSuccessThreshold }), t0, otav1.BatchPaused},
+		{"held by a wave's soak: running", with(func(s *Snapshot) { s.WaveHeld, s.WaveGate = true, otav1.GateSoak }), t0, otav1.BatchRunning},
+		{"soaking and paused by spec", with(func(s *Snapshot) { s.WaveHeld, s.WaveGate, s.Paused = true, otav1.GateSoak, true }), t0, otav1.BatchPaused},
 		{"canceled beats everything but an abort", with(func(s *Snapshot) { s.Canceled, s.Paused = true, true }), t0, otav1.BatchCanceled},
 		{"aborted", with(func(s *Snapshot) { s.Aborted, s.Canceled = true, true }), t0, otav1.BatchAborted},
 	}
