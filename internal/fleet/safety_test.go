@@ -276,7 +276,7 @@ func TestRetryWaitsForTheWindow(t *testing.T) {
 		return s.Counts.Queued == 1 && len(s.Reasons) == 0 && v.sim.total.Load() == 1
 	})
 	clock.Set(open.Add(90 * time.Minute)) // the retry is due, the window shut
-	time.Sleep(300 * time.Millisecond)     // ticks of the real loop: the assertion is that nothing happens
+	time.Sleep(300 * time.Millisecond)    // ticks of the real loop: the assertion is that nothing happens
 	if n := v.sim.total.Load(); n != 1 {
 		t.Fatalf("retried outside the window: %d pushes", n)
 	}
