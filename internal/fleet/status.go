@@ -54,6 +54,7 @@ type Status struct {
 }
 
 func (e *Engine) status(c *campaign, now time.Time) Status {
+	window := c.windowAt(now) // first: the next check depends on it
 	s := Status{
 		Phase:             phase(c, now),
 		Counts:            c.counts,
@@ -64,7 +65,7 @@ func (e *Engine) status(c *campaign, now time.Time) Status {
 		Gate:              c.waveGate,
 		HeldWave:          c.heldWave,
 		Windows:           len(c.spec.Windows) > 0,
-		Window:            c.windowAt(now),
+		Window:            window,
 		UnknownDevices:    c.unknown,
 		UnknownExamples:   c.unknownExamples,
 		Aborted:           c.aborted,
