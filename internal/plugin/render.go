@@ -159,6 +159,10 @@ func waveLine(ub *otav1.UpgradeBatch, now time.Time) string {
 	if s.PausedUntil != nil && s.PausedUntil.After(now) {
 		return line + fmt.Sprintf(" (paused for %s)", duration.HumanDuration(s.PausedUntil.Sub(now)))
 	}
+	if g := s.WaveGate; g != nil && g.Gate == otav1.GateSoak {
+		// A soak ends by itself: promoting would skip what it watches.
+		return line + fmt.Sprintf(" (held by its Soak gate: %s)", g.Message)
+	}
 	if g := s.WaveGate; g != nil {
 		return line + fmt.Sprintf(" (held by its %s gate: %s; kubectl ota promote %s)", g.Gate, g.Message, ub.Name)
 	}

@@ -107,11 +107,17 @@ func TestRenderBatchSoakAndWindow(t *testing.T) {
 		"8/100 finished",
 		"REVERTED     [#.............................]       2   2%",
 		"SOAKING      [#.............................]       2   2%",
-		"Wave:       1/2 (held by its Soak gate: wave 1: 2 devices soaking until 2026-05-01T12:10:00Z; kubectl ota promote rollout)",
+		"Wave:       1/2 (held by its Soak gate: wave 1: 2 devices soaking until 2026-05-01T12:10:00Z)\n",
 		"Window:     closed, opens 2026-05-01T15:00:00Z (in 3h)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
+	}
+	ub.Status.WaveGate = &otav1.WaveGateStatus{Gate: otav1.GateSuccessThreshold, Wave: 1, Message: "wave 1: 6 of 8 devices succeeded"}
+	b.Reset()
+	renderBatch(&b, ub, now)
+	if want := "(held by its SuccessThreshold gate: wave 1: 6 of 8 devices succeeded; kubectl ota promote rollout)"; !strings.Contains(b.String(), want) {
+		t.Errorf("missing %q in\n%s", want, b.String())
 	}
 }
