@@ -59,7 +59,7 @@ func scenarioSoak(t *testing.T, l *lab.Lab) {
 func scenarioRevertAbort(t *testing.T, l *lab.Lab) {
 	s := newScene(t, l, "revabort")
 	s.startFleet(devicesim.Config{Devices: 20, Seed: 1,
-		Failures: devicesim.Failures{Revert: 1, RevertAfter: 3 * time.Second}})
+		Failures: devicesim.Failures{Revert: 1, RevertAfter: 5 * time.Second}}) // time to see the soak gate
 	pct := int32(20)
 	ub := s.batch("revabort", s.firmware("2.0.0"), func(spec *otav1.UpgradeBatchSpec) {
 		spec.Soak = &metav1.Duration{Duration: time.Hour}
