@@ -152,6 +152,12 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 		case rollout.SoakOver(t.state, t.soakStart, c.spec.Soak, nowMs):
 			e.finish(t, otav1.TaskSucceeded, "", "", now)
 			e.stats.Succeeded++
+			// The device is free now, and will not report again until it
+			// reconnects: a campaign of another module that found it busy
+			// takes it at once (the multi-module scenario, with a soak).
+			if e.hasDynamic(c.product) {
+				e.offer(c.product, t.dev, "", true, now)
+			}
 		case rollout.TimedOut(t.state, t.started, c.spec.Timeout, nowMs):
 			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
 		case !t.queued && rollout.RetryDue(t.state, t.retryAt, nowMs):

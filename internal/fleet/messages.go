@@ -95,8 +95,15 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	if !changed && !isNew && !freed && !e.hasDynamic(pr) {
 		return
 	}
+	e.offer(pr, d, m.Module, freed, now)
+}
+
+// offer gives a device to the dynamic campaigns of module, or of every
+// module when freed (its task just ended, so campaigns that found it busy
+// may take it now).
+func (e *Engine) offer(pr *product, d *device, module string, freed bool, now time.Time) {
 	for c := range pr.campaigns {
-		if c.spec.Dynamic && c.hasSpec && c.stage.HasSelected() && (freed || c.spec.Module == m.Module) {
+		if c.spec.Dynamic && c.hasSpec && c.stage.HasSelected() && (freed || c.spec.Module == module) {
 			e.consider(c, d, now)
 		}
 	}

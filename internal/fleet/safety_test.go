@@ -309,3 +309,24 @@ func TestRetryWaitsForTheWindow(t *testing.T) {
 		t.Fatalf("counts %+v after %d pushes", st.Counts, v.sim.total.Load())
 	}
 }
+
+// A device busy soaking in the WiFi batch is taken by the dynamic MCU
+// batch once its soak ends, without reporting again.
+func TestSoakEndFreesDeviceForOtherModules(t *testing.T) {
+	v := newEnv(t)
+	v.devices(upgrades, map[string]string{"wifi": "1.0.0", "mcu": "2.0.0"}, "dev")
+	wifi := v.spec("wifi", "wifi", "1.1.0")
+	wifi.Soak = 2 * time.Second
+	mcu := v.spec("mcu", "mcu", "2.2.0")
+	mcu.Dynamic, mcu.SourceVersions = true, []string{"2.0.0"}
+	v.upsert(wifi)
+	v.waitFor("wifi", "WiFi soaking", func(s Status) bool { return s.Counts.Soaking == 1 })
+	if st := v.upsert(mcu); st.Counts.Failed != 1 || st.Reasons[0].Reason != otav1.FailureBusy {
+		t.Fatalf("the MCU batch should find the soaking device busy: %+v", st)
+	}
+	v.waitFor("wifi", "WiFi soaked", func(s Status) bool { return s.Counts.Succeeded == 1 })
+	st := v.waitFor("mcu", "MCU upgraded", func(s Status) bool { return s.Counts.Succeeded == 1 })
+	if st.Counts.Failed != 0 || st.Counts.Total != 1 {
+		t.Fatalf("MCU batch: %+v", st.Counts)
+	}
+}
