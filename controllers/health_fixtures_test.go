@@ -25,6 +25,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/fleet"
+	"github.com/otafleet/otafleet/internal/rollout"
 	otascheme "github.com/otafleet/otafleet/internal/scheme"
 )
 
@@ -146,7 +147,21 @@ func batchFixtures() map[string]client.Object {
 	}
 	paused := running
 	paused.Phase = otav1.BatchPaused
+	soakHeld := running
+	soakHeld.Held, soakHeld.Gate, soakHeld.HeldWave = "wave 1: 40 devices soaking until 2026-12-01T09:00:00Z; 50 of 50 soaked devices succeeded so far", otav1.GateSoak, 1
+	soakHeld.Counts = otav1.TaskCounts{Total: 1000, Succeeded: 50, Soaking: 40, Queued: 910}
+	outside := running
+	outside.Windows, outside.Window = true, rollout.WindowState{Until: fixtureTime.Add(18 * time.Hour)}
+	reverted := fleet.Status{Phase: otav1.BatchAborted, Counts: otav1.TaskCounts{Total: 1000, Succeeded: 40, Reverted: 10, Canceled: 950},
+		CurrentWave: 1, Waves: 3, Aborted: "10 of 50 devices whose soak ended reverted, more than the 5% allowed", CompletionTime: fixtureTime.Time}
+	badWindow := fixtureBatch("invalid-window")
+	_, err := parseWindows([]otav1.MaintenanceWindow{{Schedule: "0 25 * * *", Duration: metav1.Duration{Duration: time.Hour}}})
+	r.setWaiting(badWindow, err)
 	return map[string]client.Object{
+		"wave-soaking":        withStatus("wave-soaking", soakHeld),
+		"outside-window":      withStatus("outside-window", outside),
+		"aborted-on-reverts":  withStatus("aborted-on-reverts", reverted),
+		"invalid-window":      badWindow,
 		"scheduled":           withStatus("scheduled", fleet.Status{Phase: otav1.BatchPlanned, Waves: 1}),
 		"firmware-verifying":  waiting("firmware-verifying", otav1.VerificationVerifying),
 		"firmware-unverified": waiting("firmware-unverified", ""),

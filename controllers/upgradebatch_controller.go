@@ -94,6 +94,9 @@ func (r *UpgradeBatchReconciler) inputs(ctx context.Context, ub *otav1.UpgradeBa
 	if err := verificationWait(fw); err != nil {
 		return "", err
 	}
+	if _, err := parseWindows(ub.Spec.MaintenanceWindows); err != nil {
+		return "", err
+	}
 	list, err := r.listVersion(ctx, ub)
 	if err != nil {
 		return "", err
@@ -114,7 +117,13 @@ func (r *UpgradeBatchReconciler) spec(ctx context.Context, ub *otav1.UpgradeBatc
 	if err != nil {
 		return fleet.Spec{}, err
 	}
-	return batchSpec(ub, fw, pk, devices), nil
+	windows, err := parseWindows(ub.Spec.MaintenanceWindows)
+	if err != nil {
+		return fleet.Spec{}, err
+	}
+	s := batchSpec(ub, fw, pk, devices)
+	s.Windows = windows
+	return s, nil
 }
 
 // verificationWait holds a batch until its Firmware is verified, if it must
@@ -146,7 +155,7 @@ func batchSpec(ub *otav1.UpgradeBatch, fw *otav1.Firmware, pk string, devices []
 		Waves: ub.Spec.Waves, PromotedWaves: ub.Spec.PromotedWaves, Abort: ub.Spec.Abort,
 		Timeout: durationOr(ub.Spec.Timeout, time.Hour), Confirm: ub.Spec.ConfirmationRequired,
 		Overwrite: ub.Spec.Overwrite, Paused: ub.Spec.Paused, MaxPushes: ub.Spec.MaxPushes,
-		SelectionComplete: ub.Status.SelectionComplete,
+		SelectionComplete: ub.Status.SelectionComplete, Soak: durationOr(ub.Spec.Soak, 0),
 	}
 	if ub.Spec.Scope.Type == otav1.ScopeGray {
 		s.GrayPercent = ub.Spec.Scope.GrayPercent

@@ -33,8 +33,8 @@ func announceBatch(rec events.EventRecorder, ub *otav1.UpgradeBatch, o, n otav1.
 	if n.CurrentWave > o.CurrentWave && n.Waves > 1 {
 		rec.Eventf(ub, nil, corev1.EventTypeNormal, EventWaveStarted, "Rollout", "Wave %d of %d started", n.CurrentWave, n.Waves)
 	}
-	if ready := readyOf(n); ready.Reason == otav1.ReasonWavePaused && readyOf(o).Reason != otav1.ReasonWavePaused {
-		rec.Eventf(ub, nil, corev1.EventTypeNormal, EventWaveHeld, "Rollout", "%s", ready.Message)
+	if held := heldBy(n); held != "" && held != heldBy(o) {
+		rec.Eventf(ub, nil, corev1.EventTypeNormal, EventWaveHeld, "Rollout", "%s", readyOf(n).Message)
 	}
 	if n.Phase == o.Phase {
 		return
@@ -56,6 +56,19 @@ func announceBatch(rec events.EventRecorder, ub *otav1.UpgradeBatch, o, n otav1.
 		rec.Eventf(ub, nil, corev1.EventTypeNormal, EventCanceled, "Rollout", "Canceled: %d of %d devices upgraded",
 			n.Counts.Succeeded, n.Counts.Total)
 	}
+}
+
+// heldBy names what holds a batch's next wave, "" when nothing does: a new
+// gate (the soak, then the success threshold, of the same wave) is a
+// transition of its own.
+func heldBy(st otav1.UpgradeBatchStatus) string {
+	if g := st.WaveGate; g != nil {
+		return fmt.Sprintf("%s/%d", g.Gate, g.Wave)
+	}
+	if readyOf(st).Reason == otav1.ReasonWavePaused {
+		return otav1.ReasonWavePaused
+	}
+	return ""
 }
 
 func readyOf(st otav1.UpgradeBatchStatus) metav1.Condition {

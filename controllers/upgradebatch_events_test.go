@@ -21,6 +21,11 @@ func TestAnnounceBatch(t *testing.T) {
 		Conditions: ready(metav1.ConditionFalse, otav1.ReasonProgressing, "wave 1 of 2")}
 	held := running
 	held.Phase, held.Conditions = otav1.BatchPaused, ready(metav1.ConditionFalse, otav1.ReasonWavePaused, "paused after wave 1")
+	soaking := running
+	soaking.WaveGate = &otav1.WaveGateStatus{Gate: otav1.GateSoak, Wave: 1, Message: "wave 1: 2 devices soaking"}
+	soaking.Conditions = ready(metav1.ConditionFalse, otav1.ReasonSoaking, "wave 1: 2 devices soaking")
+	belowThreshold := held
+	belowThreshold.WaveGate = &otav1.WaveGateStatus{Gate: otav1.GateSuccessThreshold, Wave: 1}
 	wave2 := running
 	wave2.CurrentWave = 2
 	done := wave2
@@ -42,6 +47,9 @@ func TestAnnounceBatch(t *testing.T) {
 		{"no change", running, running, nil},
 		{"held", running, held, []string{"Normal WaveHeld paused after wave 1"}},
 		{"still held", held, held, nil},
+		{"held by the soak", running, soaking, []string{"Normal WaveHeld wave 1: 2 devices soaking"}},
+		{"still soaking", soaking, soaking, nil},
+		{"soaked, then below the threshold", soaking, belowThreshold, []string{"Normal WaveHeld paused after wave 1"}},
 		{"second wave", held, wave2, []string{"Normal WaveStarted Wave 2 of 2 started"}},
 		{"completed", wave2, done, []string{"Normal Completed Succeeded: 4 of 4 devices upgraded"}},
 		{"aborted", running, aborted, []string{"Warning Aborted Aborted: 3 failed"}},

@@ -46,6 +46,7 @@ func (r *UpgradeBatchReconciler) setStatus(ub *otav1.UpgradeBatch, s fleet.Statu
 	st.UnknownDevices = max(st.UnknownDevices, s.UnknownDevices)
 	st.SelectionComplete = st.SelectionComplete || s.SelectionComplete
 	st.PausedUntil = timePtr(s.PausedUntil)
+	st.WaveGate, st.Window = waveGate(s), windowStatus(s)
 	if st.StartTime == nil {
 		st.StartTime = timePtr(s.StartTime)
 	}
@@ -88,10 +89,14 @@ func completionMessage(ub *otav1.UpgradeBatch, c otav1.TaskCounts) (string, stri
 	case c.Total == 0:
 		return otav1.ReasonNothingSelected, "no device matched: " + selectionText(ub)
 	case c.Succeeded == 0:
-		return otav1.ReasonNoDeviceUpgraded, fmt.Sprintf("none of %d devices upgraded: %d failed, %d timed out, %d canceled",
-			c.Total, c.Failed, c.TimedOut, c.Canceled)
+		return otav1.ReasonNoDeviceUpgraded, fmt.Sprintf("none of %d devices upgraded: %d failed, %d timed out, %d canceled, %d reverted",
+			c.Total, c.Failed, c.TimedOut, c.Canceled, c.Reverted)
 	}
-	return otav1.ReasonSucceeded, fmt.Sprintf("%d of %d devices upgraded", c.Succeeded, c.Total)
+	msg := fmt.Sprintf("%d of %d devices upgraded", c.Succeeded, c.Total)
+	if c.Reverted > 0 {
+		msg += fmt.Sprintf(", %d reverted during their soak", c.Reverted)
+	}
+	return otav1.ReasonSucceeded, msg
 }
 
 // unknownNote tells that a List scope named devices the product does not
@@ -134,11 +139,23 @@ func progressMessage(s fleet.Status) (string, string) {
 	switch {
 	case s.Phase == otav1.BatchPlanned:
 		return otav1.ReasonScheduled, "waiting for the schedule's start"
+	case s.Held != "" && s.Gate == otav1.GateSoak:
+		// Not WavePaused: the soak ends by itself, nobody has to promote.
+		return otav1.ReasonSoaking, s.Held
 	case s.Held != "":
 		return otav1.ReasonWavePaused, s.Held
 	case s.Phase == otav1.BatchPaused:
 		return otav1.ReasonPaused, "paused: no new pushes until spec.paused is false"
 	}
+	if msg := waitingForWindow(s); msg != "" {
+		return otav1.ReasonOutsideWindow, msg
+	}
+	c := s.Counts
+	finished := c.Succeeded + c.Failed + c.TimedOut + c.Canceled + c.Reverted
+	if c.Soaking > 0 && c.Soaking == s.Counts.Total-finished {
+		return otav1.ReasonSoaking, fmt.Sprintf("wave %d of %d: %d devices soaking, %d of %d finished (%d reverted)",
+			s.CurrentWave, s.Waves, c.Soaking, finished, c.Total, c.Reverted)
+	}
 	return otav1.ReasonProgressing, fmt.Sprintf("wave %d of %d: %d of %d devices finished",
-		s.CurrentWave, s.Waves, s.Counts.Succeeded+s.Counts.Failed+s.Counts.TimedOut+s.Counts.Canceled, s.Counts.Total)
+		s.CurrentWave, s.Waves, finished, s.Counts.Total)
 }

@@ -139,6 +139,9 @@ func (r *VerificationRunReconciler) inputs(_ context.Context, vr *otav1.Verifica
 			message: fmt.Sprintf("Firmware %q is not the one this run was made for (it was deleted and created again); "+
 				"create a new VerificationRun", fw.Name)}
 	}
+	if _, err := parseWindows(vr.Spec.MaintenanceWindows); err != nil {
+		return "", err
+	}
 	vr.Status.SHA256 = fw.Status.Artifact.SHA256
 	return strconv.FormatInt(vr.Generation, 10) + "/" + firmwareInputs(fw) + "/" + pk + "/" +
 		strconv.FormatBool(runSelected(vr)), nil
@@ -162,7 +165,9 @@ func (r *VerificationRunReconciler) spec(_ context.Context, vr *otav1.Verificati
 	if fw.Spec.Diff {
 		s.SourceVersions = []string{fw.Spec.DiffSourceVersion}
 	}
-	return s, nil
+	windows, err := parseWindows(vr.Spec.MaintenanceWindows)
+	s.Windows = windows
+	return s, err
 }
 
 func isFinal(p otav1.RunPhase) bool {
@@ -172,7 +177,7 @@ func isFinal(p otav1.RunPhase) bool {
 func setRunStatus(vr *otav1.VerificationRun, s fleet.Status) {
 	st := &vr.Status
 	st.ObservedGeneration = vr.Generation
-	st.Counts, st.Devices = s.Counts, s.Devices
+	st.Counts, st.Devices, st.Window = s.Counts, s.Devices, windowStatus(s)
 	if st.StartTime == nil {
 		st.StartTime = timePtr(s.StartTime)
 	}
@@ -214,6 +219,9 @@ func runHealth(phase otav1.RunPhase, s fleet.Status) health {
 		return health{stalled: true, reason: reason, message: failedDevices(s.Devices)}
 	case otav1.RunCanceled:
 		return health{stalled: true, reason: otav1.ReasonCanceled, message: "canceled"}
+	}
+	if msg := waitingForWindow(s); msg != "" {
+		return health{reconciling: true, reason: otav1.ReasonOutsideWindow, message: msg}
 	}
 	return health{reconciling: true, reason: otav1.ReasonProgressing,
 		message: fmt.Sprintf("%d of %d devices upgraded", s.Counts.Succeeded, s.Counts.Total)}

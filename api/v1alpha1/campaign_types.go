@@ -34,4 +34,8 @@ const (
 	FailureTimeout      = "Timeout"
 	FailureWrongVersion = "WrongVersion" // device informed a version other than source or target
 	FailureNoResponse   = "NoResponse"   // pushed maxPushes times without any progress
+	// FailureReverted: the device reported the target, then another
+	// version before its soak ended (it rolled back); counted in reverted,
+	// not failed, and final for the campaign.
+	FailureReverted = "Reverted"
 )

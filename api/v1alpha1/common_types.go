@@ -51,6 +51,12 @@ const (
 	// ReasonProductDeleted: the campaign's Product is being deleted, which
 	// cancels the campaign.
 	ReasonProductDeleted = "ProductDeleted"
+	// ReasonOutsideWindow: the campaign has devices to push and waits for
+	// its next maintenance window.
+	ReasonOutsideWindow = "OutsideMaintenanceWindow"
+	// ReasonSoaking: every device was pushed; the campaign waits for the
+	// soak of those on the target version to end.
+	ReasonSoaking = "Soaking"
 	// ReasonObjectOutsideNamespace: an object source or device list names
 	// storage outside the namespace's own prefix.
 	ReasonObjectOutsideNamespace = "ObjectOutsideNamespace"
@@ -62,11 +68,13 @@ const DefaultModule = "default"
 
 // TaskState is the state of one device's task in one campaign, as the
 // protocol names it.
-// +kubebuilder:validation:Enum=CONFIRM;QUEUED;NOTIFIED;IN_PROGRESS;SUCCEEDED;FAILED;TIMED_OUT;CANCELED
+// +kubebuilder:validation:Enum=CONFIRM;QUEUED;NOTIFIED;IN_PROGRESS;SOAKING;SUCCEEDED;FAILED;TIMED_OUT;CANCELED
 type TaskState string
 
-// Device task states. CONFIRM, QUEUED, NOTIFIED and IN_PROGRESS are active:
-// a device holds at most one active task across all campaigns and modules.
+// Device task states. CONFIRM, QUEUED, NOTIFIED, IN_PROGRESS and SOAKING
+// are active: a device holds at most one active task across all campaigns
+// and modules (a soaking device is watched, so no other campaign may flash
+// it meanwhile).
 const (
 	TaskConfirm    TaskState = "CONFIRM"
 	TaskQueued     TaskState = "QUEUED"
@@ -76,12 +84,16 @@ const (
 	TaskFailed     TaskState = "FAILED"
 	TaskTimedOut   TaskState = "TIMED_OUT"
 	TaskCanceled   TaskState = "CANCELED"
+	// TaskSoaking: the device reported the target version and is watched
+	// for the campaign's soak before it counts as SUCCEEDED. Not one of
+	// the protocol's states: the app API shows it as upgraded.
+	TaskSoaking TaskState = "SOAKING"
 )
 
 // Active reports whether a task in this state holds its device.
 func (s TaskState) Active() bool {
 	switch s {
-	case TaskConfirm, TaskQueued, TaskNotified, TaskInProgress:
+	case TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskSoaking:
 		return true
 	}
 	return false
@@ -90,7 +102,7 @@ func (s TaskState) Active() bool {
 // Started reports whether the device has been pushed for this task, so that
 // another campaign may no longer overwrite it.
 func (s TaskState) Started() bool {
-	return s == TaskNotified || s == TaskInProgress
+	return s == TaskNotified || s == TaskInProgress || s == TaskSoaking
 }
 
 // Unsuccessful reports whether the task ended without the device
@@ -139,6 +151,14 @@ type TaskCounts struct {
 	// canceled counts tasks canceled by an operator, the app or an abort.
 	// +optional
 	Canceled int64 `json:"canceled,omitempty"`
+	// soaking counts devices on the target version whose soak has not
+	// ended yet; they still hold their devices.
+	// +optional
+	Soaking int64 `json:"soaking,omitempty"`
+	// reverted counts devices that reported another version during their
+	// soak (task FAILED with reason Reverted); they are not in failed.
+	// +optional
+	Reverted int64 `json:"reverted,omitempty"`
 }
 
 // ReasonCount is how many devices failed for one reason.

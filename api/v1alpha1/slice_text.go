@@ -24,7 +24,8 @@ import (
 
 // TaskList is an UpgradeSlice's tasks, stored as text: "<device> <STATE>"
 // followed by a=attempt p=step fv=fromVersion r=reason msg=message w=wave
-// u=updated st=started ra=retryAt n=pushes, each left out when zero.
+// u=updated st=started ra=retryAt n=pushes sk=soakStart, each left out when
+// zero.
 type TaskList []DeviceTask
 
 // DeviceList is a DeviceSlice's devices, stored as text: "<device>"
@@ -34,7 +35,7 @@ type DeviceList []DeviceRecord
 
 var taskStates = map[TaskState]bool{
 	TaskConfirm: true, TaskQueued: true, TaskNotified: true, TaskInProgress: true,
-	TaskSucceeded: true, TaskFailed: true, TaskTimedOut: true, TaskCanceled: true,
+	TaskSucceeded: true, TaskFailed: true, TaskTimedOut: true, TaskCanceled: true, TaskSoaking: true,
 }
 
 // MarshalJSON writes the tasks as one JSON string of lines.
@@ -54,6 +55,7 @@ func (l TaskList) MarshalJSON() ([]byte, error) {
 		b = appendInt(b, "st", t.Started)
 		b = appendInt(b, "ra", t.RetryAt)
 		b = appendInt(b, "n", int64(t.Pushes))
+		b = appendInt(b, "sk", t.SoakStart)
 		b = append(b, '\n')
 	}
 	return json.Marshal(string(b))
@@ -121,6 +123,8 @@ func (t *DeviceTask) set(key, val string) error {
 		t.RetryAt, err = strconv.ParseInt(val, 10, 64)
 	case "n":
 		t.Pushes, err = parseInt32(val)
+	case "sk":
+		t.SoakStart, err = strconv.ParseInt(val, 10, 64)
 	default:
 		return fmt.Errorf("unknown field %q", key)
 	}

@@ -13,6 +13,8 @@ func TestTaskListRoundTrip(t *testing.T) {
 		{Device: "plug kitchen \"2\"", State: TaskFailed, Attempt: 3, Step: -2, FromVersion: "1.0.0",
 			Reason: "DownloadFailed", Message: "HTTP 404 = not found\n\tretry", Updated: 1764072003, Started: 1764071990, RetryAt: 1764072100},
 		{Device: "设备-7", State: TaskConfirm},
+		{Device: "dev-000009", State: TaskSoaking, Attempt: 1, Step: 100, Updated: 1764072050, SoakStart: 1764072050},
+		{Device: "dev-000010", State: TaskFailed, Reason: FailureReverted, Message: "reported 1.0.0 5s into the soak", SoakStart: 1764072050},
 	}
 	b, err := json.Marshal(in)
 	if err != nil {
@@ -31,6 +33,9 @@ func TestTaskListRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\n in %+v\nout %+v\ntext %s", in, out, text)
+	}
+	if soaking := strings.Split(text, "\n")[3]; soaking != "dev-000009 SOAKING a=1 p=100 u=1764072050 sk=1764072050" {
+		t.Fatalf("soaking line %q", soaking)
 	}
 }
 

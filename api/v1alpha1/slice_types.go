@@ -131,6 +131,11 @@ type DeviceTask struct {
 	// silence. At the campaign's maxPushes the task fails as NoResponse.
 	// +optional
 	Pushes int32 `json:"n,omitempty"`
+	// soakStart is when the device first reported the target version, for
+	// a campaign with a soak: the soak ends soak later, also across a
+	// restart of the operator.
+	// +optional
+	SoakStart int64 `json:"sk,omitempty"`
 	// Invalid says why the task's line did not read; not stored.
 	Invalid string `json:"-"`
 }

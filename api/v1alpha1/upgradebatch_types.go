@@ -112,6 +112,28 @@ type UpgradeBatchSpec struct {
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
 
+	// maintenanceWindows, when set, are the only times the batch pushes:
+	// first pushes, re-pushes and retries wait for a window to open;
+	// devices already pushed carry on when it closes. Any one open window
+	// is enough.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
+
+	// soak is how long a device that reported the target version is
+	// watched before it counts as succeeded: meanwhile it is Soaking, and
+	// if it reports another version (it rolled back) it fails as
+	// Reverted, for good in this batch. A wave's success threshold is
+	// judged on devices whose soak ended. Unset or 0s: no soak. At most
+	// 168h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$')",messageExpression="'soak must be a duration such as 90s, 10m or 1h30m, not ' + self"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]{1,6}([.][0-9]{1,9})?(ns|us|ms|s|m|h)){1,4}$') || (duration(self) >= duration('0s') && duration(self) <= duration('168h'))",messageExpression="'soak must be between 0s and 168h, not ' + self"
+	Soak *metav1.Duration `json:"soak,omitempty"`
+
 	// maxPushes is how many times a device is pushed the same attempt
 	// without answering with any progress (it reconnected without having
 	// taken the push, or stayed silent for the timeout) before its task
@@ -248,6 +270,14 @@ type UpgradeBatchStatus struct {
 	// pausedUntil is when a timed wave pause ends.
 	// +optional
 	PausedUntil *metav1.Time `json:"pausedUntil,omitempty"`
+	// waveGate says which gate holds the next wave and why, while one
+	// does.
+	// +optional
+	WaveGate *WaveGateStatus `json:"waveGate,omitempty"`
+	// window says whether a maintenance window is open, and when the
+	// next one opens or the open one closes; unset without windows.
+	// +optional
+	Window *WindowStatus `json:"window,omitempty"`
 	// failureReasons counts failed devices by reason, most common first.
 	// +optional
 	// +listType=atomic
@@ -283,11 +313,14 @@ type UpgradeBatchStatus struct {
 // +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.counts.succeeded`
 // +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.counts.total`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.counts.failed`
+// +kubebuilder:printcolumn:name="Soaking",type=integer,JSONPath=`.status.counts.soaking`
+// +kubebuilder:printcolumn:name="Reverted",type=integer,JSONPath=`.status.counts.reverted`
 // +kubebuilder:printcolumn:name="Wave",type=integer,JSONPath=`.status.currentWave`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`,priority=1
 // +kubebuilder:printcolumn:name="In Progress",type=integer,JSONPath=`.status.counts.inProgress`,priority=1
 // +kubebuilder:printcolumn:name="Queued",type=integer,JSONPath=`.status.counts.queued`,priority=1
 // +kubebuilder:printcolumn:name="Timed Out",type=integer,JSONPath=`.status.counts.timedOut`,priority=1
+// +kubebuilder:printcolumn:name="Next Window",type=string,JSONPath=`.status.window.nextOpen`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UpgradeBatch struct {
 	metav1.TypeMeta   `json:",inline"`

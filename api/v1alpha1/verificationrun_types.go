@@ -60,6 +60,13 @@ type VerificationRunSpec struct {
 	// +optional
 	ConfirmationRequired bool `json:"confirmationRequired,omitempty"`
 
+	// maintenanceWindows, when set, are the only times the run pushes, as
+	// an UpgradeBatch's (test devices on a shared bench, say).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
+
 	// cancel stops the run: tasks not finished are canceled.
 	// +optional
 	Cancel bool `json:"cancel,omitempty"`
@@ -133,6 +140,10 @@ type VerificationRunStatus struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=10
 	Devices []DeviceResult `json:"devices,omitempty"`
+	// window says whether a maintenance window is open, and when the
+	// next one opens or the open one closes; unset without windows.
+	// +optional
+	Window *WindowStatus `json:"window,omitempty"`
 	// startTime is when the run started.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`

@@ -76,6 +76,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&c.Failures.DigestMismatch, "fail-digest", 0, "rate of digest mismatches (step -3)")
 	fs.Float64Var(&c.Failures.FlashFail, "fail-flash", 0, "rate of flash failures (step -4)")
 	fs.Float64Var(&c.Failures.UpgradeFail, "fail-upgrade", 0, "rate of other upgrade failures (step -1)")
+	fs.Float64Var(&c.Failures.Revert, "fail-revert", 0, "rate of devices that inform the new version, then roll back to the old one")
+	fs.DurationVar(&c.Failures.RevertAfter, "revert-after", time.Second, "how long a reverting device runs the new version")
 	fs.Float64Var(&c.Failures.NeverFinish, "fail-stuck", 0, "rate of devices that never finish")
 	fs.Float64Var(&c.Failures.GoOffline, "fail-offline", 0, "rate of devices that go offline during the upgrade")
 	fs.Float64Var(&c.Failures.SlowDownload, "slow-download", 0, "rate of slow downloads")

@@ -10,6 +10,10 @@ import (
 	"os"
 	"time"
 
+	// Maintenance windows name IANA time zones; the distroless image has
+	// no zone database, so the binary carries one.
+	_ "time/tzdata"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"

@@ -133,7 +133,9 @@ func (s *Server) firmwareGet(r *http.Request, c *caller) (any, error) {
 		}
 		status := StatusToBeUpgraded
 		switch {
-		case t.State == otav1.TaskSucceeded:
+		case t.State == otav1.TaskSucceeded, t.State == otav1.TaskSoaking:
+			// A soaking device runs the new version: for its user the
+			// upgrade is done; the soak is the operator's watch.
 			status = StatusSucceeded
 		case !t.State.Active():
 			continue

@@ -54,9 +54,16 @@ type Failures struct {
 	// protocol's catch-all "upgrade failed" (a device that refuses to
 	// install, say for low battery).
 	UpgradeFail float64 `json:"upgradeFail,omitempty"`
+	// Revert upgrades and informs the new version, then after RevertAfter
+	// rolls back and informs the old version again (a bootloader's
+	// fallback): what a campaign's soak catches.
+	Revert float64 `json:"revert,omitempty"`
 
 	// SlowDownloadDelay is the extra download time; default 30 s.
 	SlowDownloadDelay time.Duration `json:"slowDownloadDelay,omitempty"`
+	// RevertAfter is how long a reverting device runs the new version
+	// before it rolls back; default 1 s.
+	RevertAfter time.Duration `json:"revertAfter,omitempty"`
 	// OfflineFor is how long an offline device stays away before it comes
 	// back and informs its (unchanged) versions; zero means for good.
 	OfflineFor time.Duration `json:"offlineFor,omitempty"`
@@ -67,7 +74,7 @@ type Failures struct {
 }
 
 func (f Failures) total() float64 {
-	return f.DownloadFail + f.DigestMismatch + f.FlashFail + f.NeverFinish + f.GoOffline + f.SlowDownload + f.UpgradeFail
+	return f.DownloadFail + f.DigestMismatch + f.FlashFail + f.NeverFinish + f.GoOffline + f.SlowDownload + f.UpgradeFail + f.Revert
 }
 
 // Config describes a simulated fleet.
@@ -185,6 +192,9 @@ func (c *Config) setDefaults() {
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = 3 * time.Second
 	}
+	if c.Failures.RevertAfter == 0 {
+		c.Failures.RevertAfter = time.Second
+	}
 	if c.Failures.SlowDownloadDelay == 0 {
 		c.Failures.SlowDownloadDelay = 30 * time.Second
 	}
@@ -233,7 +243,7 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	f := c.Failures
-	for _, r := range []float64{f.DownloadFail, f.DigestMismatch, f.FlashFail, f.NeverFinish, f.GoOffline, f.SlowDownload, f.UpgradeFail} {
+	for _, r := range []float64{f.DownloadFail, f.DigestMismatch, f.FlashFail, f.NeverFinish, f.GoOffline, f.SlowDownload, f.UpgradeFail, f.Revert} {
 		if r < 0 || r > 1 {
 			errs = append(errs, errors.New("failure rates must be within 0..1"))
 			break
@@ -280,8 +290,9 @@ func (c *Config) deviceName(i int) string {
 // Plan is what a device does with one upgrade attempt.
 type Plan string
 
-// Plans, in the order their rates are laid out on [0, 1). UpgradeFail
-// came last so that adding it moved no device's plan for a given seed.
+// Plans, in the order their rates are laid out on [0, 1). UpgradeFail and
+// then Revert came last so that adding them moved no device's plan for a
+// given seed.
 const (
 	PlanSucceed        Plan = "succeed"
 	PlanDownloadFail   Plan = "download_fail"
@@ -291,11 +302,12 @@ const (
 	PlanGoOffline      Plan = "go_offline"
 	PlanSlowDownload   Plan = "slow_download"
 	PlanUpgradeFail    Plan = "upgrade_fail"
+	PlanRevert         Plan = "revert"
 )
 
 var knownPlans = map[Plan]bool{
 	PlanSucceed: true, PlanDownloadFail: true, PlanDigestMismatch: true, PlanFlashFail: true,
-	PlanNeverFinish: true, PlanGoOffline: true, PlanSlowDownload: true, PlanUpgradeFail: true,
+	PlanNeverFinish: true, PlanGoOffline: true, PlanSlowDownload: true, PlanUpgradeFail: true, PlanRevert: true,
 }
 
 // plan maps a device's draw for an attempt onto the failure rates, unless
@@ -315,7 +327,7 @@ func (c *Config) plan(name string, attempt int) Plan {
 	}{
 		{f.DownloadFail, PlanDownloadFail}, {f.DigestMismatch, PlanDigestMismatch}, {f.FlashFail, PlanFlashFail},
 		{f.NeverFinish, PlanNeverFinish}, {f.GoOffline, PlanGoOffline}, {f.SlowDownload, PlanSlowDownload},
-		{f.UpgradeFail, PlanUpgradeFail},
+		{f.UpgradeFail, PlanUpgradeFail}, {f.Revert, PlanRevert},
 	} {
 		if x < p.rate {
 			return p.plan

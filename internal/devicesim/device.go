@@ -223,6 +223,9 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 		d.setOutcomeLocked(OutcomeSucceeded)
 	}
 	d.mu.Unlock()
+	if plan == PlanRevert {
+		d.revert(ctx, mod, u.Module, u.Version, old, attempt)
+	}
 }
 
 // fetched downloads and verifies the image, and reports whether the attempt

@@ -10,7 +10,10 @@
 // ProgressInterval), "flashes", and informs the new version. Failures are
 // injected per device from a hash of (Seed, device name), so which device
 // fails and how never depends on timing; Fleet.Plan tells a test in advance,
-// and Config.Plans fixes the plan of particular devices.
+// and Config.Plans fixes the plan of particular devices. Besides failing a
+// step, a device may revert (Failures.Revert): it informs the new version,
+// then, RevertAfter later, its old one again, as a bootloader that falls
+// back does; a campaign's soak is there to catch it.
 //
 // Two connection modes: one MQTT connection per device, as in the field, and
 // multiplexed, where a few connections carry thousands of devices each (the

@@ -39,6 +39,11 @@ func (e *Engine) CancelDevice(productKey, device string) error {
 	if err != nil {
 		return err
 	}
+	if t.state == otav1.TaskSoaking {
+		// The device already runs the new version: there is nothing left
+		// to cancel, only a soak to watch.
+		return ErrNoTask
+	}
 	e.finish(t, otav1.TaskCanceled, rollout.ReasonCanceled, "canceled in the app", e.now())
 	return nil
 }

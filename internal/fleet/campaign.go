@@ -55,7 +55,12 @@ type Spec struct {
 	// MaxPushes is how often one attempt is pushed without any answer
 	// before the task fails as NoResponse; rollout.DefaultMaxPushes when
 	// zero.
-	MaxPushes    int32
+	MaxPushes int32
+	// Soak is how long a device on the target is watched before its task
+	// succeeds; 0 is no soak.
+	Soak time.Duration
+	// Windows are the maintenance windows pushes wait for; none is always.
+	Windows      rollout.Windows
 	Start, End   time.Time
 	Confirm      bool
 	Overwrite    bool
@@ -111,10 +116,16 @@ type campaign struct {
 	unknownExamples []string
 	reasons         map[string]*otav1.ReasonCount
 
-	stage             rollout.Stage
-	currentWave       int32
-	pausedUntil       time.Time
-	waveHeld          string // why the next wave does not start
+	stage       rollout.Stage
+	currentWave int32
+	pausedUntil time.Time
+	waveHeld    string // why the next wave does not start
+	waveGate    otav1.WaveGateType
+	heldWave    int32
+	// window caches where the campaign stands against its windows until
+	// it changes (rollout.WindowState.Valid).
+	window            rollout.WindowState
+	windowKnown       bool
 	aborted           string
 	startTime         time.Time
 	completionTime    time.Time
@@ -135,6 +146,7 @@ func (c *campaign) ref() string { return c.spec.Ref.String() }
 // setSpec stores a new spec and derives the lookups it needs.
 func (c *campaign) setSpec(s Spec) {
 	c.spec, c.hasSpec = s, true
+	c.windowKnown = false
 	c.sources = toSet(s.SourceVersions)
 	c.devices = nil
 	if s.Devices != nil {
@@ -158,19 +170,29 @@ func toSet(items []string) map[string]bool {
 	return m
 }
 
-// count moves a task between state counters.
-func (c *campaign) count(from, to otav1.TaskState) {
+// count moves a task between state counters; a reverted task counts in
+// reverted, not failed.
+func (c *campaign) count(from otav1.TaskState, fromReverted bool, to otav1.TaskState, toReverted bool) {
 	if from != "" {
-		*counter(&c.counts, from)--
+		*bucket(&c.counts, from, fromReverted)--
 	} else {
 		c.counts.Total++
 	}
-	*counter(&c.counts, to)++
+	*bucket(&c.counts, to, toReverted)++
 	c.statusDirty = true
+}
+
+func bucket(tc *otav1.TaskCounts, s otav1.TaskState, reverted bool) *int64 {
+	if reverted && s == otav1.TaskFailed {
+		return &tc.Reverted
+	}
+	return counter(tc, s)
 }
 
 func counter(tc *otav1.TaskCounts, s otav1.TaskState) *int64 {
 	switch s {
+	case otav1.TaskSoaking:
+		return &tc.Soaking
 	case otav1.TaskConfirm:
 		return &tc.Confirm
 	case otav1.TaskQueued:
@@ -209,7 +231,17 @@ func (c *campaign) addReason(reason, example string, delta int64) {
 }
 
 func (c *campaign) active() int64 {
-	return c.counts.Confirm + c.counts.Queued + c.counts.Notified + c.counts.InProgress
+	return c.counts.Confirm + c.counts.Queued + c.counts.Notified + c.counts.InProgress + c.counts.Soaking
+}
+
+// windowAt is where the campaign stands against its maintenance windows,
+// asked of the cron schedules only when the last answer expired.
+func (c *campaign) windowAt(now time.Time) rollout.WindowState {
+	if !c.windowKnown || !c.window.Valid(now) {
+		c.window, c.windowKnown = c.spec.Windows.At(now), true
+		c.statusDirty = true
+	}
+	return c.window
 }
 
 // over reports whether the campaign accepts no new work.
@@ -219,8 +251,8 @@ func (c *campaign) over(now time.Time) bool { return c.snapshot().Over(now) }
 func (c *campaign) snapshot() rollout.Snapshot {
 	return rollout.Snapshot{
 		Stage: c.stage, Aborted: c.aborted != "", Canceled: c.spec.Cancel, Paused: c.spec.Paused,
-		Dynamic: c.spec.Dynamic, WaveHeld: c.waveHeld != "", Active: c.active(),
-		Start: c.spec.Start, End: c.spec.End, PausedTil: c.pausedUntil,
+		Dynamic: c.spec.Dynamic, WaveHeld: c.waveHeld != "", WaveGate: c.waveGate, Active: c.active(),
+		Start: c.spec.Start, End: c.spec.End, PausedTil: c.pausedUntil, Window: c.window,
 	}
 }
 

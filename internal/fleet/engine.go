@@ -338,10 +338,12 @@ func (e *Engine) settleLoaded(c *campaign, now time.Time) {
 		if t.dev.task != t || !t.state.Active() {
 			continue
 		}
-		if v, ok := t.dev.version(c.spec.Module); ok && v == c.spec.Target {
-			t.step = 100
-			e.finish(t, otav1.TaskSucceeded, "", "", now)
-			e.stats.Succeeded++
+		// The inventory holds what the device reported last, also while
+		// the campaign had no spec: on the target, its upgrade is done
+		// (into the soak); back on another version, a soak reverted.
+		v, ok := t.dev.version(c.spec.Module)
+		if ok && (v == c.spec.Target || t.state == otav1.TaskSoaking) {
+			e.informTask(t, v, now)
 			continue
 		}
 		// A failure waiting for its retry: the policy decides now whether

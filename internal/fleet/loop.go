@@ -108,6 +108,9 @@ func (e *Engine) tick() {
 			continue
 		}
 		e.selectNow(c, now)
+		if len(c.spec.Windows) > 0 {
+			c.windowAt(now) // a window opening or closing changes status
+		}
 		// Nothing active, nothing to time out, retry or count: a finished
 		// campaign costs no walk.
 		if now.Sub(c.lastScan) >= scanInterval && c.active() > 0 {
@@ -146,6 +149,15 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 	nowMs := now.UnixMilli()
 	for _, t := range c.tasks {
 		switch {
+		case rollout.SoakOver(t.state, t.soakStart, c.spec.Soak, nowMs):
+			e.finish(t, otav1.TaskSucceeded, "", "", now)
+			e.stats.Succeeded++
+			// The device is free now, and will not report again until it
+			// reconnects: a campaign of another module that found it busy
+			// takes it at once (the multi-module scenario, with a soak).
+			if e.hasDynamic(c.product) {
+				e.offer(c.product, t.dev, "", true, now)
+			}
 		case rollout.TimedOut(t.state, t.started, c.spec.Timeout, nowMs):
 			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
 		case !t.queued && rollout.RetryDue(t.state, t.retryAt, nowMs):
@@ -156,6 +168,11 @@ func (e *Engine) scan(c *campaign, now time.Time) {
 		w := min(max(int(t.wave), 1), nw) - 1
 		ws := &c.waveStats[w]
 		switch {
+		case t.state == otav1.TaskSoaking:
+			ws.Soaking++
+			if end := time.UnixMilli(t.soakStart + c.spec.Soak.Milliseconds()); end.After(ws.SoakEnds) {
+				ws.SoakEnds = end
+			}
 		case t.state.Active():
 			ws.Active++
 		case t.state == otav1.TaskSucceeded:
@@ -192,7 +209,7 @@ func (e *Engine) advance(c *campaign, now time.Time) {
 	}
 	waves := c.spec.Waves
 	if !c.scanned || int(c.currentWave) >= len(waves) {
-		c.waveHeld = ""
+		c.waveHeld, c.waveGate = "", ""
 		return
 	}
 	w := c.currentWave
@@ -200,7 +217,7 @@ func (e *Engine) advance(c *campaign, now time.Time) {
 	gate := rollout.WaveGate(w, waves[w-1], st, c.spec.PromotedWaves >= w, c.pausedUntil, now)
 	c.pausedUntil = gate.PausedUntil
 	if gate.Held != c.waveHeld {
-		c.waveHeld = gate.Held
+		c.waveHeld, c.waveGate, c.heldWave = gate.Held, gate.By, w
 		c.statusDirty = true
 	}
 	if gate.Held == "" && st.Active == 0 {

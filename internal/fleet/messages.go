@@ -81,23 +81,7 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	// A campaign rebuilt from its slices knows its target only once its
 	// reconciler upserted it; settleLoaded then looks at the version.
 	if t := d.task; t != nil && t.c.hasSpec && t.c.spec.Module == m.Module {
-		switch {
-		case m.Version == t.c.spec.Target:
-			t.step = 100
-			e.finish(t, otav1.TaskSucceeded, "", "", now)
-			e.stats.Succeeded++
-			freed = true
-		case t.state.Started() && t.from != "" && m.Version != t.from:
-			// Mid-upgrade, the device runs neither what it had nor the
-			// target: it flashed something else or fell back elsewhere.
-			e.fail(t, otav1.TaskFailed, otav1.FailureWrongVersion,
-				"the device reported "+m.Version+", neither "+t.from+" nor the target", now)
-			freed = d.task == nil
-		case t.state == otav1.TaskNotified:
-			// The device (re)connected without having taken the push: it
-			// was offline (devices keep no session), or it crashed on it.
-			e.unanswered(t, true, now)
-		}
+		freed = e.informTask(t, m.Version, now)
 	}
 	// Dynamic campaigns look at every report of a free device, not only at
 	// changes: a device that was busy reports its versions again once its
@@ -111,11 +95,52 @@ func (e *Engine) inform(pr *product, m *protocol.Message, now time.Time) {
 	if !changed && !isNew && !freed && !e.hasDynamic(pr) {
 		return
 	}
+	e.offer(pr, d, m.Module, freed, now)
+}
+
+// offer gives a device to the dynamic campaigns of module, or of every
+// module when freed (its task just ended, so campaigns that found it busy
+// may take it now).
+func (e *Engine) offer(pr *product, d *device, module string, freed bool, now time.Time) {
 	for c := range pr.campaigns {
-		if c.spec.Dynamic && c.hasSpec && c.stage.HasSelected() && (freed || c.spec.Module == m.Module) {
+		if c.spec.Dynamic && c.hasSpec && c.stage.HasSelected() && (freed || c.spec.Module == module) {
 			e.consider(c, d, now)
 		}
 	}
+}
+
+// informTask applies a device's report of its module's version to its
+// active task (rollout.Inform) and reports whether that freed the device.
+func (e *Engine) informTask(t *task, version string, now time.Time) bool {
+	c := t.c
+	switch rollout.Inform(t.state, t.from, c.spec.Target, version, c.spec.Soak) {
+	case rollout.Succeed:
+		t.step = 100
+		e.finish(t, otav1.TaskSucceeded, "", "", now)
+		e.stats.Succeeded++
+		return true
+	case rollout.StartSoak:
+		// The device keeps its lock while it soaks: no other campaign
+		// flashes a device under watch.
+		t.step, t.soakStart, t.reason, t.message = 100, now.UnixMilli(), "", ""
+		e.setState(t, otav1.TaskSoaking, now)
+	case rollout.Revert:
+		// Final for this campaign: a later report of the target does not
+		// make a device that rolled back once a success.
+		e.finish(t, otav1.TaskFailed, otav1.FailureReverted, rollout.RevertMessage(version, t.soakStart, now.UnixMilli()), now)
+		return true
+	case rollout.WrongVersion:
+		// Mid-upgrade, the device runs neither what it had nor the
+		// target: it flashed something else or fell back elsewhere.
+		e.fail(t, otav1.TaskFailed, otav1.FailureWrongVersion,
+			"the device reported "+version+", neither "+t.from+" nor the target", now)
+		return t.dev.task == nil
+	case rollout.Reconnected:
+		// The device (re)connected without having taken the push: it was
+		// offline (devices keep no session), or it crashed on it.
+		e.unanswered(t, true, now)
+	}
+	return false
 }
 
 // register adds a device to the product's inventory, in the last slice with

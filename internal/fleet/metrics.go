@@ -164,9 +164,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descDevices, float64(s.devices))
 	gauge(descCampaigns, float64(s.campaigns))
 	for _, st := range []otav1.TaskState{otav1.TaskConfirm, otav1.TaskQueued, otav1.TaskNotified, otav1.TaskInProgress,
-		otav1.TaskSucceeded, otav1.TaskFailed, otav1.TaskTimedOut, otav1.TaskCanceled} {
+		otav1.TaskSoaking, otav1.TaskSucceeded, otav1.TaskFailed, otav1.TaskTimedOut, otav1.TaskCanceled} {
 		gauge(descTasks, float64(*counter(&s.tasks, st)), string(st))
 	}
+	// Reverted tasks are FAILED with reason Reverted, counted apart from
+	// the other failures as in a campaign's status.
+	gauge(descTasks, float64(s.tasks.Reverted), "REVERTED")
 	st := s.stats
 	count(descMessages, st.Informs, "inform")
 	count(descMessages, st.Progress, "progress")
@@ -196,4 +199,6 @@ func addCounts(dst *otav1.TaskCounts, src otav1.TaskCounts) {
 	dst.Failed += src.Failed
 	dst.TimedOut += src.TimedOut
 	dst.Canceled += src.Canceled
+	dst.Soaking += src.Soaking
+	dst.Reverted += src.Reverted
 }

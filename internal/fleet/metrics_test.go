@@ -59,6 +59,8 @@ otafleet_fleet_tasks{state="FAILED"} 1
 otafleet_fleet_tasks{state="IN_PROGRESS"} 0
 otafleet_fleet_tasks{state="NOTIFIED"} 0
 otafleet_fleet_tasks{state="QUEUED"} 0
+otafleet_fleet_tasks{state="REVERTED"} 0
+otafleet_fleet_tasks{state="SOAKING"} 0
 otafleet_fleet_tasks{state="SUCCEEDED"} 5
 otafleet_fleet_tasks{state="TIMED_OUT"} 0
 # HELP otafleet_fleet_devices Devices in the inventory of all products.

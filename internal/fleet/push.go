@@ -142,7 +142,7 @@ func (c *campaign) enqueueAgain(t *task) {
 // pushing reports whether the campaign may push now.
 func (e *Engine) pushing(c *campaign, now time.Time) bool {
 	return c.hasSpec && c.stage.HasSelected() && !c.spec.Paused && !c.over(now) &&
-		!now.Before(c.spec.Start) && c.waveHeld == "" && c.currentWave > 0
+		!now.Before(c.spec.Start) && c.waveHeld == "" && c.currentWave > 0 && c.windowAt(now).Open
 }
 
 // send publishes outside the lock. A push that cannot be sent goes back

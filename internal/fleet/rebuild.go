@@ -198,13 +198,14 @@ func (e *Engine) loadUpgradeSlice(s *otav1.UpgradeSlice) {
 		t := &task{dev: d, c: c, slice: us, state: rec.State, step: rec.Step, attempt: rec.Attempt,
 			wave: rec.Wave, from: rec.FromVersion, reason: rec.Reason, message: rec.Message,
 			updated: rec.Updated, started: rec.Started * 1000, retryAt: rec.RetryAt * 1000, notified: rec.Updated * 1000,
-			pushes: rec.Pushes}
+			pushes: rec.Pushes, soakStart: rec.SoakStart * 1000,
+			reverted: rec.State == otav1.TaskFailed && rec.Reason == otav1.FailureReverted}
 		if t.state == otav1.TaskNotified {
 			t.unsure, t.notified = true, e.now().UnixMilli()
 		}
 		c.tasks[rec.Device] = t
 		us.tasks = append(us.tasks, t)
-		c.count("", t.state)
+		c.count("", false, t.state, t.reverted)
 		if t.state.Unsuccessful() {
 			c.addReason(t.reason, t.message, 1)
 		}

@@ -18,7 +18,9 @@ func (e *Engine) setState(t *task, to otav1.TaskState, now time.Time) {
 	}
 	c := t.c
 	defer e.taskChanged(t)
-	c.count(from, to)
+	wasReverted := t.reverted
+	t.reverted = to == otav1.TaskFailed && t.reason == otav1.FailureReverted
+	c.count(from, wasReverted, to, t.reverted)
 	if to.Unsuccessful() {
 		c.addReason(t.reason, t.message, 1)
 	}

@@ -27,8 +27,15 @@ type Status struct {
 	CurrentWave int32
 	Waves       int32
 	PausedUntil time.Time
-	// Held says why no wave is being pushed, if so.
-	Held string
+	// Held says why no wave is being pushed, if so; Gate names the gate
+	// that holds it, HeldWave the wave it holds after.
+	Held     string
+	Gate     otav1.WaveGateType
+	HeldWave int32
+	// Windows says the campaign has maintenance windows; Window is where
+	// it stands against them.
+	Windows bool
+	Window  rollout.WindowState
 	// Aborted says why the abort policy stopped the campaign, if it did.
 	Aborted           string
 	Reasons           []otav1.ReasonCount
@@ -49,6 +56,7 @@ type Status struct {
 }
 
 func (e *Engine) status(c *campaign, now time.Time) Status {
+	window := c.windowAt(now) // first: the next check depends on it
 	s := Status{
 		Phase:             phase(c, now),
 		Counts:            c.counts,
@@ -56,6 +64,10 @@ func (e *Engine) status(c *campaign, now time.Time) Status {
 		Waves:             int32(max(len(c.spec.Waves), 1)),
 		PausedUntil:       c.pausedUntil,
 		Held:              c.waveHeld,
+		Gate:              c.waveGate,
+		HeldWave:          c.heldWave,
+		Windows:           len(c.spec.Windows) > 0,
+		Window:            window,
 		UnknownDevices:    c.unknown,
 		UnknownExamples:   c.unknownExamples,
 		Aborted:           c.aborted,

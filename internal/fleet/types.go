@@ -104,12 +104,18 @@ type task struct {
 	started  int64 // Unix milliseconds, like retryAt
 	notified int64 // Unix milliseconds
 	retryAt  int64
+	// soakStart is when the device reported the target (Unix
+	// milliseconds), for a campaign with a soak.
+	soakStart int64
 	// pushes of the current attempt the device has not answered.
 	pushes int32
 	// queued: the task is in its campaign's push queue.
 	queued bool
 	// unsure: found NOTIFIED at start-up, so maybe never pushed.
 	unsure bool
+	// reverted: counted in counts.reverted, not failed (FAILED, reason
+	// Reverted); kept with the task so its counter is left right.
+	reverted bool
 }
 
 func (t *task) record() otav1.DeviceTask {
@@ -117,5 +123,6 @@ func (t *task) record() otav1.DeviceTask {
 		Device: t.dev.name, State: t.state, Step: t.step, Attempt: t.attempt,
 		FromVersion: t.from, Reason: t.reason, Message: t.message, Wave: t.wave,
 		Updated: t.updated, Started: t.started / 1000, RetryAt: t.retryAt / 1000, Pushes: t.pushes,
+		SoakStart: t.soakStart / 1000,
 	}
 }

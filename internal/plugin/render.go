@@ -21,14 +21,20 @@ type stateCount struct {
 	n     int64
 }
 
+// stateReverted labels the reverted devices' row: they are FAILED with
+// reason Reverted, counted apart from the other failures.
+const stateReverted otav1.TaskState = "REVERTED"
+
 // stateCounts lists the counters final states first, because those are
 // what a rollout is judged by.
 func stateCounts(c otav1.TaskCounts) []stateCount {
 	return []stateCount{
 		{otav1.TaskSucceeded, c.Succeeded},
 		{otav1.TaskFailed, c.Failed},
+		{stateReverted, c.Reverted},
 		{otav1.TaskTimedOut, c.TimedOut},
 		{otav1.TaskCanceled, c.Canceled},
+		{otav1.TaskSoaking, c.Soaking},
 		{otav1.TaskInProgress, c.InProgress},
 		{otav1.TaskNotified, c.Notified},
 		{otav1.TaskQueued, c.Queued},
@@ -37,7 +43,7 @@ func stateCounts(c otav1.TaskCounts) []stateCount {
 }
 
 func finishedCount(c otav1.TaskCounts) int64 {
-	return c.Succeeded + c.Failed + c.TimedOut + c.Canceled
+	return c.Succeeded + c.Failed + c.TimedOut + c.Canceled + c.Reverted
 }
 
 // bar draws n out of total as a fixed-width text bar.
@@ -93,6 +99,9 @@ func renderBatch(w io.Writer, ub *otav1.UpgradeBatch, now time.Time) {
 	fmt.Fprintf(w, "Firmware:   %s\n", ub.Spec.Firmware)
 	fmt.Fprintf(w, "Phase:      %s\n", phase)
 	fmt.Fprintf(w, "Wave:       %s\n", waveLine(ub, now))
+	if line := windowLine(s.Window, now); line != "" {
+		fmt.Fprintf(w, "Window:     %s\n", line)
+	}
 	if s.StartTime != nil {
 		fmt.Fprintf(w, "Started:    %s (%s ago)\n", s.StartTime.UTC().Format(time.RFC3339), duration.HumanDuration(now.Sub(s.StartTime.Time)))
 	} else {
@@ -150,10 +159,33 @@ func waveLine(ub *otav1.UpgradeBatch, now time.Time) string {
 	if s.PausedUntil != nil && s.PausedUntil.After(now) {
 		return line + fmt.Sprintf(" (paused for %s)", duration.HumanDuration(s.PausedUntil.Sub(now)))
 	}
+	if g := s.WaveGate; g != nil && g.Gate == otav1.GateSoak {
+		// A soak ends by itself: promoting would skip what it watches.
+		return line + fmt.Sprintf(" (held by its Soak gate: %s)", g.Message)
+	}
+	if g := s.WaveGate; g != nil {
+		return line + fmt.Sprintf(" (held by its %s gate: %s; kubectl ota promote %s)", g.Gate, g.Message, ub.Name)
+	}
 	if c := apimeta.FindStatusCondition(s.Conditions, otav1.ConditionReconciling); c != nil && c.Reason == otav1.ReasonWavePaused {
 		// The engine's message says whether a promote or a better success
 		// rate is awaited; the hint saves looking up the verb.
 		return line + fmt.Sprintf(" (held: %s; kubectl ota promote %s)", c.Message, ub.Name)
 	}
 	return line
+}
+
+// windowLine says where a batch stands against its maintenance windows,
+// "" for a batch without any.
+func windowLine(w *otav1.WindowStatus, now time.Time) string {
+	switch {
+	case w == nil:
+		return ""
+	case w.Open && w.ClosesAt != nil:
+		return fmt.Sprintf("open, closes %s (in %s)", w.ClosesAt.UTC().Format(time.RFC3339), duration.HumanDuration(w.ClosesAt.Sub(now)))
+	case w.Open:
+		return "open"
+	case w.NextOpen != nil:
+		return fmt.Sprintf("closed, opens %s (in %s)", w.NextOpen.UTC().Format(time.RFC3339), duration.HumanDuration(w.NextOpen.Sub(now)))
+	}
+	return "closed, and no window opens again"
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,8 @@ func TestRetryCreatesListBatch(t *testing.T) {
 	ub.Spec.RatePerMinute = 600
 	ub.Spec.Waves = []otav1.Wave{{Percent: 50, Pause: &otav1.WavePause{}}, {Percent: 100}}
 	ub.Spec.Tags = map[string]string{"channel": "beta"}
+	ub.Spec.Soak = &metav1.Duration{Duration: 30 * time.Minute}
+	ub.Spec.MaintenanceWindows = []otav1.MaintenanceWindow{{Schedule: "0 2 * * *", Duration: metav1.Duration{Duration: 2 * time.Hour}, TimeZone: "Europe/Berlin"}}
 	mustCreate(t, ctx, ub,
 		upgradeSlice(ns, "rollout-1", "rollout", otav1.KindUpgradeBatch,
 			task("d1", otav1.TaskSucceeded, 100, 1, ""),
@@ -46,7 +49,8 @@ func TestRetryCreatesListBatch(t *testing.T) {
 		t.Fatalf("scope %+v", s.Scope)
 	}
 	if s.Firmware != ub.Spec.Firmware || s.RatePerMinute != 600 || !slices.Equal(s.SourceVersions, []string{"1.0.0"}) ||
-		s.Tags["channel"] != "beta" || len(s.Waves) != 0 || s.Type != otav1.BatchStatic {
+		s.Tags["channel"] != "beta" || len(s.Waves) != 0 || s.Type != otav1.BatchStatic ||
+		s.Soak == nil || s.Soak.Duration != 30*time.Minute || len(s.MaintenanceWindows) != 1 || s.MaintenanceWindows[0].TimeZone != "Europe/Berlin" {
 		t.Fatalf("spec %+v", s)
 	}
 	if nb.Annotations[AnnotationRetryOf] != "rollout" {

@@ -88,3 +88,36 @@ func TestStatusBatchCommand(t *testing.T) {
 		}
 	}
 }
+
+// A batch with a soak and windows shows its soaking and reverted devices,
+// the gate holding its wave and its next window.
+func TestRenderBatchSoakAndWindow(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	ub := newBatch("ns", "rollout")
+	ub.Status = otav1.UpgradeBatchStatus{
+		Phase: otav1.BatchPaused, CurrentWave: 1, Waves: 2,
+		Counts:   otav1.TaskCounts{Total: 100, Succeeded: 6, Reverted: 2, Soaking: 2, Queued: 90},
+		WaveGate: &otav1.WaveGateStatus{Gate: otav1.GateSoak, Wave: 1, Message: "wave 1: 2 devices soaking until 2026-05-01T12:10:00Z"},
+		Window:   &otav1.WindowStatus{NextOpen: &metav1.Time{Time: now.Add(3 * time.Hour)}},
+	}
+	var b bytes.Buffer
+	renderBatch(&b, ub, now)
+	out := b.String()
+	for _, want := range []string{
+		"8/100 finished",
+		"REVERTED     [#.............................]       2   2%",
+		"SOAKING      [#.............................]       2   2%",
+		"Wave:       1/2 (held by its Soak gate: wave 1: 2 devices soaking until 2026-05-01T12:10:00Z)\n",
+		"Window:     closed, opens 2026-05-01T15:00:00Z (in 3h)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	ub.Status.WaveGate = &otav1.WaveGateStatus{Gate: otav1.GateSuccessThreshold, Wave: 1, Message: "wave 1: 6 of 8 devices succeeded"}
+	b.Reset()
+	renderBatch(&b, ub, now)
+	if want := "(held by its SuccessThreshold gate: wave 1: 6 of 8 devices succeeded; kubectl ota promote rollout)"; !strings.Contains(b.String(), want) {
+		t.Errorf("missing %q in\n%s", want, b.String())
+	}
+}

@@ -42,6 +42,10 @@ func TestWaveGate(t *testing.T) {
 		return &otav1.WavePause{Duration: &metav1.Duration{Duration: d}}
 	}
 	done := WaveStat{Succeeded: 9, Finished: 10}
+	soaking := WaveStat{Soaking: 3, Succeeded: 1, Finished: 1, SoakEnds: t0.Add(10 * time.Minute)}
+	gates := map[string]otav1.WaveGateType{"below the success threshold": otav1.GateSuccessThreshold,
+		"paused until promoted": otav1.GatePause, "timed pause starts when the wave is done": otav1.GatePause,
+		"devices soaking hold it": otav1.GateSoak, "soaking holds before the threshold is judged": otav1.GateSoak}
 	cases := []struct {
 		name        string
 		wave        otav1.Wave
@@ -64,6 +68,10 @@ func TestWaveGate(t *testing.T) {
 		{"timed pause, a minute before its end", otav1.Wave{Pause: pause(time.Hour)}, done, false, t0.Add(time.Hour), t0.Add(59 * time.Minute),
 			"paused after wave 2", t0.Add(time.Hour)},
 		{"timed pause over", otav1.Wave{Pause: pause(time.Hour)}, done, false, t0.Add(time.Hour), t0.Add(time.Hour), "", t0.Add(time.Hour)},
+		{"devices soaking hold it", otav1.Wave{}, soaking, false, time.Time{}, t0, "wave 2: 3 devices soaking until 2026-12-02T03:10:00Z", time.Time{}},
+		{"soaking holds before the threshold is judged", otav1.Wave{SuccessThreshold: 95}, soaking, false, time.Time{}, t0, "3 devices soaking", time.Time{}},
+		{"soaking, promoted", otav1.Wave{}, soaking, true, time.Time{}, t0, "", time.Time{}},
+		{"soaking but still pushing: running", otav1.Wave{}, WaveStat{Active: 1, Soaking: 3}, false, time.Time{}, t0, "", time.Time{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,6 +81,12 @@ func TestWaveGate(t *testing.T) {
 			}
 			if !g.PausedUntil.Equal(c.until) {
 				t.Errorf("pausedUntil = %s, want %s", g.PausedUntil, c.until)
+			}
+			if want, ok := gates[c.name]; ok && g.By != want {
+				t.Errorf("gate = %q, want %q", g.By, want)
+			}
+			if c.held == "" && g.By != "" {
+				t.Errorf("gate = %q for a wave not held", g.By)
 			}
 		})
 	}
@@ -99,6 +113,9 @@ func TestPhase(t *testing.T) {
 		{"dynamic with work at its end runs on", with(func(s *Snapshot) { s.Dynamic, s.End = true, t0 }), t0, otav1.BatchRunning},
 		{"paused", with(func(s *Snapshot) { s.Paused = true }), t0, otav1.BatchPaused},
 		{"held by a wave", with(func(s *Snapshot) { s.WaveHeld = true }), t0, otav1.BatchPaused},
+		{"held by a wave's threshold", with(func(s *Snapshot) { s.WaveHeld, s.WaveGate = true, otav1.GateSuccessThreshold }), t0, otav1.BatchPaused},
+		{"held by a wave's soak: running", with(func(s *Snapshot) { s.WaveHeld, s.WaveGate = true, otav1.GateSoak }), t0, otav1.BatchRunning},
+		{"soaking and paused by spec", with(func(s *Snapshot) { s.WaveHeld, s.WaveGate, s.Paused = true, otav1.GateSoak, true }), t0, otav1.BatchPaused},
 		{"canceled beats everything but an abort", with(func(s *Snapshot) { s.Canceled, s.Paused = true, true }), t0, otav1.BatchCanceled},
 		{"aborted", with(func(s *Snapshot) { s.Aborted, s.Canceled = true, true }), t0, otav1.BatchAborted},
 	}
@@ -121,6 +138,7 @@ func TestNextCheck(t *testing.T) {
 		{"start soon", Snapshot{Start: t0.Add(10 * time.Second)}, 10 * time.Second},
 		{"start passed, end soon", Snapshot{Start: t0.Add(-time.Hour), End: t0.Add(20 * time.Second)}, 20 * time.Second},
 		{"pause ends first", Snapshot{End: t0.Add(time.Hour), PausedTil: t0.Add(5 * time.Second)}, 5 * time.Second},
+		{"a window opens first", Snapshot{End: t0.Add(time.Hour), Window: WindowState{Until: t0.Add(7 * time.Second)}}, 7 * time.Second},
 		{"far away: the periodic check", Snapshot{Start: t0.Add(time.Hour)}, MaxCheck},
 	}
 	for _, c := range cases {

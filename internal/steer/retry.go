@@ -50,8 +50,9 @@ func failedDevices(ctx context.Context, c client.Client, ns, batch string) ([]st
 	return names, err
 }
 
-// retrySpec derives the new batch's spec: the same image and guard rails,
-// one wave, no schedule, a List scope.
+// retrySpec derives the new batch's spec: the same image and guard rails
+// (soak and maintenance windows included), one wave, no schedule, a List
+// scope.
 func retrySpec(old otav1.UpgradeBatchSpec) otav1.UpgradeBatchSpec {
 	return otav1.UpgradeBatchSpec{
 		Firmware:             old.Firmware,
@@ -65,6 +66,8 @@ func retrySpec(old otav1.UpgradeBatchSpec) otav1.UpgradeBatchSpec {
 		ConfirmationRequired: old.ConfirmationRequired,
 		Overwrite:            old.Overwrite,
 		Tags:                 old.Tags,
+		Soak:                 old.Soak,
+		MaintenanceWindows:   old.MaintenanceWindows,
 	}
 }
 

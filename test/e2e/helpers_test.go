@@ -152,7 +152,7 @@ func (s *scene) wait(ub *otav1.UpgradeBatch, what string, timeout time.Duration,
 
 // addsUp: every selected device has its task in exactly one state.
 func addsUp(c otav1.TaskCounts) bool {
-	return activeCount(c)+c.Succeeded+c.Failed+c.TimedOut+c.Canceled == c.Total
+	return activeCount(c)+c.Succeeded+c.Failed+c.TimedOut+c.Canceled+c.Reverted == c.Total
 }
 
 // waitFleet waits until cond holds for the fleet's summary.
@@ -276,7 +276,7 @@ func reasonOf(p devicesim.Plan) (reason, desc string) {
 }
 
 func activeCount(c otav1.TaskCounts) int64 {
-	return c.Confirm + c.Queued + c.Notified + c.InProgress
+	return c.Confirm + c.Queued + c.Notified + c.InProgress + c.Soaking
 }
 
 // condition returns the batch's condition of type typ, or an empty one.

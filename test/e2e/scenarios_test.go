@@ -48,6 +48,9 @@ func TestScenarios(t *testing.T) {
 		{"CanceledBetweenWaves", scenarioCanceledWaves},
 		{"DynamicLateDevices", scenarioDynamic},
 		{"Overwrite", scenarioOverwrite},
+		{"SoakAndReverts", scenarioSoak},
+		{"AbortOnReverts", scenarioRevertAbort},
+		{"MaintenanceWindow", scenarioWindow},
 	}
 	var wg sync.WaitGroup
 	for _, sc := range scenarios {

@@ -3,10 +3,10 @@
 // parts that show it, so the search box keeps its focus while counters move.
 "use strict";
 
-const STATES = ["CONFIRM", "QUEUED", "NOTIFIED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"];
+const STATES = ["CONFIRM", "QUEUED", "NOTIFIED", "IN_PROGRESS", "SOAKING", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"];
 const COUNTERS = [["total", "total"], ["queued", "queued"], ["confirm", "confirm"], ["notified", "notified"],
-  ["inProgress", "in progress"], ["succeeded", "succeeded"], ["failed", "failed"], ["timedOut", "timed out"],
-  ["canceled", "canceled"]];
+  ["inProgress", "in progress"], ["soaking", "soaking"], ["succeeded", "succeeded"], ["failed", "failed"],
+  ["reverted", "reverted"], ["timedOut", "timed out"], ["canceled", "canceled"]];
 const ACTIONS = ["pause", "resume", "promote", "cancel", "retry"];
 
 function showBatch(view, name) {
@@ -36,8 +36,8 @@ function renderBatch(page, d) {
   for (const b of document.querySelectorAll("[data-action]")) b.disabled = !allowed(b.dataset.action, d);
   $("#summary").replaceChildren(...summary(d).map(([k, v]) => kv(k, v)));
   const c = d.counts;
-  $("#overall").replaceChildren(bar(c.succeeded, c.failed + c.timedOut + c.canceled,
-    c.queued + c.confirm + c.notified + c.inProgress, c.total));
+  $("#overall").replaceChildren(bar(c.succeeded, c.failed + c.timedOut + c.canceled + (c.reverted || 0),
+    c.queued + c.confirm + c.notified + c.inProgress + (c.soaking || 0), c.total));
   $("#counters").replaceChildren(...COUNTERS.map(([k, label]) => h("div", { class: "counter", id: "count-" + k },
     h("div", { class: "n" }, fmt(c[k])), h("div", { class: "l" }, label))));
   $("#waves").replaceChildren(...d.waves.map((w) => waveRow(w, d.currentWave)));
@@ -72,7 +72,7 @@ function summary(d) {
 function observedRate(d) {
   if (!d.startTime) return "—";
   const c = d.counts;
-  const done = c.succeeded + c.failed + c.timedOut + c.canceled;
+  const done = c.succeeded + c.failed + c.timedOut + c.canceled + (c.reverted || 0);
   const end = d.completionTime ? new Date(d.completionTime) : new Date();
   const secs = Math.max(1, (end - new Date(d.startTime)) / 1000);
   return `${(done / secs).toFixed(1)} devices/s`;
