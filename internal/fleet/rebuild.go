@@ -192,7 +192,13 @@ func (e *Engine) loadUpgradeSlice(s *otav1.UpgradeSlice) {
 			continue
 		}
 		d := pr.devices[rec.Device]
-		if d == nil {
+		switch {
+		case d == nil && rec.State.Active():
+			// Its task was written, its DeviceSlice not (the last leader
+			// stopped between the two): the device is real, and its next
+			// report must reach this task, so it joins the inventory.
+			d = e.register(pr, rec.Device)
+		case d == nil:
 			d = &device{name: rec.Device} // a device the campaign failed as unknown
 		}
 		t := &task{dev: d, c: c, slice: us, state: rec.State, step: rec.Step, attempt: rec.Attempt,
