@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 type batchPage struct {
@@ -103,7 +104,7 @@ func waves(ub *otav1.UpgradeBatch, ix *batchIndex) []waveView {
 	out := make([]waveView, 0, len(spec))
 	var before int64
 	for i, w := range spec {
-		upTo := total * int64(w.Percent) / 100
+		upTo := int64(rollout.WaveEnd(int(total), w.Percent))
 		v := waveView{Number: int32(i + 1), Percent: w.Percent, Target: upTo - before, SuccessThreshold: w.SuccessThreshold}
 		before = upTo
 		if w.Pause != nil {

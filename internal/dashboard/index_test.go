@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 func testIndex() *batchIndex {
@@ -110,5 +111,24 @@ func TestGuardRefusesForeignHostsAndCrossSitePosts(t *testing.T) {
 				t.Fatalf("status %d, want %d", w.Code, tc.want)
 			}
 		})
+	}
+}
+
+// A wave's size is the one the engine cuts (rollout.WaveOf), never fewer
+// devices than the wave pushed.
+func TestWaveTargetsFollowTheEngine(t *testing.T) {
+	spec := []otav1.Wave{{Percent: 10}, {Percent: 50}, {Percent: 100}}
+	for _, n := range []int{1, 7, 11, 99, 1001} {
+		engine := map[int32]int64{}
+		for i := range n {
+			engine[rollout.WaveOf(i, n, spec)]++
+		}
+		ub := &otav1.UpgradeBatch{Spec: otav1.UpgradeBatchSpec{Waves: spec}}
+		ub.Status.Counts.Total = int64(n)
+		for _, w := range waves(ub, &batchIndex{}) {
+			if w.Target != engine[w.Number] {
+				t.Errorf("%d devices, wave %d: the dashboard says %d, the engine pushes %d", n, w.Number, w.Target, engine[w.Number])
+			}
+		}
 	}
 }

@@ -110,12 +110,14 @@ func InGray(percent int32, productKey, name string) bool {
 // waves' cumulative percentages, in selection order.
 func WaveOf(i, n int, waves []otav1.Wave) int32 {
 	w := 0
-	for w < len(waves)-1 && i >= ceilPercent(n, waves[w].Percent) {
+	for w < len(waves)-1 && i >= WaveEnd(n, waves[w].Percent) {
 		w++
 	}
 	return int32(w + 1)
 }
 
-func ceilPercent(n int, percent int32) int {
+// WaveEnd is how many of n tasks the waves up to one of percent cover,
+// rounded up: what every view of a wave's size must use.
+func WaveEnd(n int, percent int32) int {
 	return (n*int(percent) + 99) / 100
 }
