@@ -30,14 +30,22 @@ type waveCounts struct {
 	Active    int64 `json:"active"`
 }
 
-// indexes holds the index of every batch a page asked for.
+// indexes holds the indexes of the batches pages asked for last, at most
+// maxIndexes: an index holds every task of its batch, a million for a
+// large one, and a dashboard left open for weeks visits many batches.
 type indexes struct {
-	w  *watcher
-	mu sync.Mutex
-	m  map[string]*batchIndex
+	w    *watcher
+	mu   sync.Mutex
+	m    map[string]*batchIndex
+	used map[string]uint64 // batch → when it was last asked for, in gets
+	gets uint64
 }
 
-func newIndexes(w *watcher) *indexes { return &indexes{w: w, m: map[string]*batchIndex{}} }
+const maxIndexes = 4
+
+func newIndexes(w *watcher) *indexes {
+	return &indexes{w: w, m: map[string]*batchIndex{}, used: map[string]uint64{}}
+}
 
 // get returns the batch's index, rebuilding it if a slice changed since
 // it was built. Indexes are immutable once built, so callers read them
@@ -46,6 +54,8 @@ func (x *indexes) get(ns, batch string) (*batchIndex, error) {
 	gen := x.w.sliceGen(batch)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.gets++
+	x.used[batch] = x.gets
 	if ix, ok := x.m[batch]; ok && ix.gen == gen {
 		return ix, nil
 	}
@@ -56,7 +66,22 @@ func (x *indexes) get(ns, batch string) (*batchIndex, error) {
 		return nil, err
 	}
 	x.m[batch] = ix
+	x.evict()
 	return ix, nil
+}
+
+// evict drops the least recently asked for indexes beyond maxIndexes.
+func (x *indexes) evict() {
+	for len(x.m) > maxIndexes {
+		oldest := ""
+		for b := range x.m {
+			if oldest == "" || x.used[b] < x.used[oldest] {
+				oldest = b
+			}
+		}
+		delete(x.m, oldest)
+		delete(x.used, oldest)
+	}
 }
 
 func (x *indexes) build(ns, batch string, gen uint64) (*batchIndex, error) {

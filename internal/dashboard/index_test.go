@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -130,5 +131,23 @@ func TestWaveTargetsFollowTheEngine(t *testing.T) {
 				t.Errorf("%d devices, wave %d: the dashboard says %d, the engine pushes %d", n, w.Number, w.Target, engine[w.Number])
 			}
 		}
+	}
+}
+
+// At most maxIndexes indexes stay, the least recently asked for go first.
+func TestIndexesEvictLeastRecent(t *testing.T) {
+	x := newIndexes(nil)
+	for i := range maxIndexes + 2 {
+		b := fmt.Sprintf("b%d", i)
+		x.gets++
+		x.used[b], x.m[b] = x.gets, &batchIndex{}
+		if i == 3 {
+			x.gets++
+			x.used["b0"] = x.gets // b0 asked for again: kept
+		}
+		x.evict()
+	}
+	if len(x.m) != maxIndexes || x.m["b0"] == nil || x.m["b1"] != nil || x.m["b2"] != nil {
+		t.Errorf("kept %v", slices.Sorted(maps.Keys(x.m)))
 	}
 }
