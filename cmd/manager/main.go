@@ -67,6 +67,8 @@ func main() {
 	flag.StringVar(&o.AppAPI.TLSSecret, "app-api-tls-secret", "", "namespace/name of a Secret with tls.crt and tls.key for the app API.")
 	flag.StringVar(&o.AppAPI.Issuer, "app-api-issuer", "", "Required issuer (iss) of app API tokens.")
 	flag.StringVar(&o.AppAPI.Audience, "app-api-audience", "otafleet", "Required audience (aud) of app API tokens.")
+	flag.StringVar(&o.AppAPI.AdvertiseURL, "app-api-advertise-url", "",
+		"With --product-leases, the URL other replicas forward app API requests for this replica's products to (default: http(s)://$POD_IP:<port>).")
 
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

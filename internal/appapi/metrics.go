@@ -19,6 +19,7 @@ type metrics struct {
 	streams      prometheus.Gauge
 	streamEvents prometheus.Counter
 	overflows    prometheus.Counter
+	forwarded    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,6 +46,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		"Progress streams open now."))))
 	m.streamEvents = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("stream_events_total",
 		"Progress events written to streams."))))
+	m.forwarded = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("forwarded_total",
+		"Requests forwarded to the replica that owns their devices' product (product Leases)."))))
 	m.overflows = shared.Register(reg, prometheus.NewCounter(prometheus.CounterOpts(opts("stream_overflows_total",
 		"Progress streams ended because the client did not keep up with its events."))))
 	for _, r := range []string{authMissing, authExpired, authInvalid} {

@@ -42,6 +42,8 @@ type Server struct {
 	hub     *hub
 	metrics *metrics
 	tls     *tls.Config
+	// forwarder reaches other replicas' app APIs (forward.go).
+	forwarder http.RoundTripper
 }
 
 // New checks the configuration and returns a server for eng.
@@ -64,12 +66,19 @@ func New(cfg Config, eng Engine) (*Server, error) {
 			return nil, fmt.Errorf("app API: TLS certificate: %w", err)
 		}
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.forwarder = forwardTransport(cert.Certificate[0])
+	} else {
+		s.forwarder = forwardTransport(nil)
 	}
 	return s, nil
 }
 
-// NeedLeaderElection runs the API on the leader, where the engine runs.
-func (s *Server) NeedLeaderElection() bool { return true }
+// NeedLeaderElection runs the API on the leader, where the engine runs;
+// with products owned by Lease, on every replica.
+func (s *Server) NeedLeaderElection() bool {
+	_, sharded := s.eng.(owner)
+	return !sharded
+}
 
 // Start listens on Config.Addr and serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
@@ -187,6 +196,10 @@ func (s *Server) call(name string, h func(*http.Request, *caller) (any, error)) 
 		_ = rc.SetWriteDeadline(start.Add(s.cfg.WriteTimeout))
 		var data any
 		c, err := s.admit(r)
+		if s.forward(w, r, err) {
+			s.metrics.observe(name, http.StatusOK, time.Since(start).Seconds())
+			return
+		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 			if r.ContentLength > s.cfg.MaxBodyBytes {
@@ -230,27 +243,6 @@ func (s *Server) admit(r *http.Request) (*caller, error) {
 		return nil, errNotReady
 	}
 	return c, s.here(c)
-}
-
-// owner is an Engine whose products are shared among replicas (a
-// *shard.Router): it answers only for the products it owns.
-type owner interface{ Owns(productKey string) bool }
-
-// here refuses a caller whose devices this replica does not all serve: an
-// answer from an engine without the device's product would say, falsely,
-// that the device has no upgrade.
-func (s *Server) here(c *caller) error {
-	o, ok := s.eng.(owner)
-	if !ok {
-		return nil
-	}
-	for _, d := range c.order {
-		if !o.Owns(d.pk) {
-			return &apiError{status: http.StatusServiceUnavailable, retryAfter: time.Second, message: fmt.Sprintf(
-				"the product of device %s is served by another replica of the operator; retry (docs/replicas.md)", d)}
-		}
-	}
-	return nil
 }
 
 func statusOf(err error) int {

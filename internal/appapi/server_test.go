@@ -292,27 +292,50 @@ func TestTLS(t *testing.T) {
 }
 
 // shardedFake owns some products only, as a replica owning products by
-// Lease does.
+// Lease does, and knows which app API serves the others.
 type shardedFake struct {
 	*fakeEngine
-	owned map[string]bool
+	owned  map[string]bool
+	owners map[string]string
 }
 
 func (s shardedFake) Owns(pk string) bool { return s.owned[pk] }
 
-// A replica that does not serve a caller's product says so (503, retry)
-// rather than that the device has no upgrade.
+func (s shardedFake) OwnerURL(pk string) (string, bool) {
+	u, ok := s.owners[pk]
+	return u, ok
+}
+
+// A replica that does not own a caller's product forwards the request to
+// the one that does, once; when that is not known (or the request was
+// forwarded already) it says so (503, retry) rather than that the device
+// has no upgrade.
 func TestProductOfAnotherReplica(t *testing.T) {
-	for owned, want := range map[bool]int{true: http.StatusOK, false: http.StatusServiceUnavailable} {
-		eng := shardedFake{newFake(), map[string]bool{"pk": owned}}
+	start := func(eng shardedFake) string {
 		eng.add("pk/a1", otav1.TaskConfirm, true)
 		s, err := New(testConfig(), eng)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep := call(t, serve(t, s), PathProgressList, hmacToken(t, claims("alice", "pk/a1")), nil).want(t, want)
-		if !owned && rep.header.Get("Retry-After") == "" {
-			t.Error("no Retry-After")
-		}
+		return serve(t, s)
 	}
+	token := hmacToken(t, claims("alice", "pk/a1"))
+	owner := start(shardedFake{newFake(), map[string]bool{"pk": true}, nil})
+	call(t, owner, PathProgressList, token, nil).want(t, http.StatusOK)
+
+	other := start(shardedFake{newFake(), nil, map[string]string{"pk": owner}})
+	rep := call(t, other, PathProgressList, token, nil).want(t, http.StatusOK)
+	if !strings.Contains(string(rep.Data), "pk") {
+		t.Errorf("the forwarded answer holds no device: %s", rep.Data)
+	}
+
+	lost := start(shardedFake{newFake(), nil, nil})
+	rep = call(t, lost, PathProgressList, token, nil).want(t, http.StatusServiceUnavailable)
+	if rep.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	// Forwarded to a replica that does not own the product either (it
+	// just moved): no second hop.
+	moved := start(shardedFake{newFake(), nil, map[string]string{"pk": lost}})
+	call(t, moved, PathProgressList, token, nil).want(t, http.StatusServiceUnavailable)
 }

@@ -26,6 +26,9 @@ const reconnectMillis = 2000
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	const name = "progress_stream"
 	c, err := s.admit(r)
+	if s.forward(w, r, err) {
+		return
+	}
 	if err == nil && !s.streams.acquire(c.user) {
 		err = errorf(http.StatusTooManyRequests, "at most %d progress streams per user", s.cfg.MaxStreamsPerUser)
 	}

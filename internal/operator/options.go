@@ -73,6 +73,10 @@ type AppAPIOptions struct {
 	TLSSecret string
 	Issuer    string
 	Audience  string
+	// AdvertiseURL is where the other replicas forward requests for this
+	// replica's products (product Leases); default http(s)://$POD_IP and
+	// the bind address's port.
+	AdvertiseURL string
 
 	Keys       appapi.Keys
 	TLSCertPEM []byte

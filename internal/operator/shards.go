@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -48,7 +49,7 @@ func setupShards(mgr ctrl.Manager, o Options, urls fleet.URLSigner, mcfg mqtt.Co
 		Build: func(pk string) (shard.Shard, error) {
 			return buildShard(mgr, o, urls, mcfg, pk)
 		},
-		Retire: collector.Retire, Log: log,
+		Retire: collector.Retire, Log: log, AppAPIURL: appAPIURL(o.AppAPI),
 	}, router)
 	if err != nil {
 		return err
@@ -86,6 +87,24 @@ func buildShard(mgr ctrl.Manager, o Options, urls fleet.URLSigner, mcfg mqtt.Con
 		return engineErr
 	}
 	return shard.Shard{Engine: engine, Run: run}, nil
+}
+
+// appAPIURL is where this replica's app API takes requests the others
+// forward: the advertised URL, or the pod's address and the bind port.
+func appAPIURL(a AppAPIOptions) string {
+	if a.BindAddress == "" || a.AdvertiseURL != "" {
+		return a.AdvertiseURL
+	}
+	ip := os.Getenv("POD_IP")
+	_, port, err := net.SplitHostPort(a.BindAddress)
+	if ip == "" || err != nil {
+		return ""
+	}
+	scheme := "http"
+	if len(a.TLSCertPEM) > 0 {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(ip, port)
 }
 
 // productKeys lists the keys of every Product in the manager's cache.

@@ -23,6 +23,9 @@ const (
 	// AnnotationProductKey holds a product Lease's productKey, which a
 	// Lease name cannot always spell (uppercase, underscores).
 	AnnotationProductKey = "ota.otafleet.dev/product-key"
+	// AnnotationAppAPI holds, on a member Lease, the URL at which the
+	// replica's app API takes requests forwarded by the others.
+	AnnotationAppAPI = "ota.otafleet.dev/app-api"
 	leaseMember          = "member"
 	leaseProduct         = "product"
 )

@@ -42,6 +42,9 @@ type Config struct {
 	// Retire, when set, hears of each engine that stopped (metrics keep
 	// its counters).
 	Retire func(*fleet.Engine)
+	// AppAPIURL, when set, is where the other replicas forward app API
+	// requests for this replica's products.
+	AppAPIURL string
 	Log    logr.Logger
 }
 
@@ -164,7 +167,11 @@ func (m *Manager) round(ctx context.Context, log logr.Logger) error {
 
 func (m *Manager) renewMember(ctx context.Context) error {
 	if m.member == nil {
-		l, err := m.ls.acquire(ctx, MemberLeaseName(m.cfg.Identity), leaseMember, nil)
+		var annotations map[string]string
+		if m.cfg.AppAPIURL != "" {
+			annotations = map[string]string{AnnotationAppAPI: m.cfg.AppAPIURL}
+		}
+		l, err := m.ls.acquire(ctx, MemberLeaseName(m.cfg.Identity), leaseMember, annotations)
 		if err != nil || l == nil {
 			return err
 		}
@@ -237,9 +244,11 @@ func (m *Manager) view(ctx context.Context) (View, error) {
 	if err != nil {
 		return v, err
 	}
+	apps := map[string]string{}
 	for i := range members {
-		if m.ls.live(&members[i]) {
-			v.Members = append(v.Members, ptr.Deref(members[i].Spec.HolderIdentity, ""))
+		if id := ptr.Deref(members[i].Spec.HolderIdentity, ""); m.ls.live(&members[i]) {
+			v.Members = append(v.Members, id)
+			apps[id] = members[i].Annotations[AnnotationAppAPI]
 		}
 	}
 	products, err := m.ls.list(ctx, leaseProduct)
@@ -252,6 +261,13 @@ func (m *Manager) view(ctx context.Context) (View, error) {
 			v.Holders[k] = ptr.Deref(l.Spec.HolderIdentity, "")
 		}
 	}
+	owners := map[string]string{}
+	for k, id := range v.Holders {
+		if u := apps[id]; u != "" && id != m.cfg.Identity {
+			owners[k] = u
+		}
+	}
+	m.router.setOwners(owners)
 	for k, o := range m.held {
 		v.Holders[k] = m.cfg.Identity
 		if o.stopping {

@@ -20,6 +20,8 @@ type Router struct {
 	engines   map[string]*fleet.Engine
 	notifiers map[*registration]struct{}
 	acquired  []func(productKey string)
+	// owners maps the products of other replicas to their app API.
+	owners map[string]string
 	// leader reports whether this replica holds the cluster-wide leader
 	// Lease, which decides for campaigns whose product is not known.
 	leader func() bool
@@ -215,6 +217,22 @@ func (r *Router) CancelDevice(productKey, device string) error {
 		return e.CancelDevice(productKey, device)
 	}
 	return fleet.ErrNotOwned
+}
+
+// setOwners records which app API serves each product of another replica.
+func (r *Router) setOwners(owners map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.owners = owners
+}
+
+// OwnerURL returns the app API of the replica that owns productKey, as
+// last seen; the app API forwards requests for it there.
+func (r *Router) OwnerURL(productKey string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	u, ok := r.owners[productKey]
+	return u, ok
 }
 
 // DeviceTasks lists a device's tasks.

@@ -47,6 +47,9 @@ func (r *rig) startManager(i int) error {
 		"--mqtt-broker", r.broker.URL, "--mqtt-client-id", clientID,
 		"--s3-endpoint", r.store.Endpoint, "--s3-insecure", "--s3-credentials-secret", systemNS + "/otafleet-s3",
 		"--download-url", "http://" + downloadHost, "--download-secret", systemNS + "/otafleet-download"}, r.managerArgs...)
+	if r.replicaArgs != nil {
+		args = append(args, r.replicaArgs(i)...)
+	}
 	p, err := startProc(fmt.Sprintf("manager #%d (replica %d)", r.starts, i), r.managerLog(i), nil,
 		[]string{"KUBECONFIG=" + r.kubeconfig, "POD_NAME=" + replicaName(i)}, r.bins.manager, args...)
 	if err != nil {

@@ -40,8 +40,10 @@ type rig struct {
 	managers   []*proc  // one per replica, the current process of each
 	metrics    []string // each replica's metrics address, the same across restarts
 	starts     int      // manager processes started
-	// managerArgs are added to every manager's flags (product Leases).
+	// managerArgs are added to every manager's flags (product Leases), and
+	// replicaArgs(i) to replica i's.
 	managerArgs []string
+	replicaArgs func(i int) []string
 }
 
 // startRig builds the binaries and starts the servers, the download

@@ -37,9 +37,10 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 
 // disrupt SIGKILLs the replica holding the most products kills times
 // while the batches run (each restarted as its pod would be), adds a
-// replica, and stops another one gracefully once more than half of the
-// devices are done; it logs how long each handover took.
-func (r *rig) disrupt(ctx context.Context, lines []*line, devices, kills int) {
+// replica, checks every replica's app API, and stops another one
+// gracefully once more than half of the devices are done; it logs how
+// long each handover took and returns the app API's mismatches.
+func (r *rig) disrupt(ctx context.Context, lines []*line, devices, kills int, app *appAPI) int {
 	total := len(lines) * devices
 	var killed handovers
 	for k := 1; k <= kills; k++ {
@@ -58,6 +59,8 @@ func (r *rig) disrupt(ctx context.Context, lines []*line, devices, kills int) {
 	}
 	added := r.addReplica()
 	r.t.Logf("added replica %d", added)
+	r.waitBalanced(ctx, len(lines), 4)
+	bad := r.checkAppAPI(ctx, app, lines)
 	r.waitDone(ctx, lines, total*55/100)
 	stopped, its := r.busiest(ctx)
 	before := r.doneByLine(ctx, lines)
@@ -70,6 +73,7 @@ func (r *rig) disrupt(ctx context.Context, lines []*line, devices, kills int) {
 	r.handover(ctx, "graceful stop", at, its, lines, before, &graceful)
 	r.t.Logf("takeover after SIGKILL (%d kills), %s", kills, killed)
 	r.t.Logf("handover on a graceful stop, %s", graceful)
+	return bad
 }
 
 // leases reads each product's Lease holder identity by productKey.

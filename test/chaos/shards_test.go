@@ -46,6 +46,7 @@ func TestReplicasShareProducts(t *testing.T) {
 	defer cancel()
 	r := startServers(ctx, t, os.Getenv("CHAOS_DIR"))
 	r.managerArgs = []string{"--product-leases", "--product-lease-duration", "6s", "--product-lease-retry-period", "500ms"}
+	app := r.withAppAPI(ctx)
 	for range 3 {
 		r.addReplica()
 	}
@@ -64,13 +65,13 @@ func TestReplicasShareProducts(t *testing.T) {
 		}
 	}
 	w := startWatchOf(ctx, r.c, namespacesOf(lines))
-	r.disrupt(ctx, lines, devices, kills)
+	appMismatches := r.disrupt(ctx, lines, devices, kills, app)
 	if err := r.waitLines(ctx, lines); err != nil {
 		t.Error(err)
 	}
 	r.waitBalanced(ctx, products, 3)
 	backwards, _ := w.stop()
-	mismatches := len(backwards)
+	mismatches := len(backwards) + appMismatches
 	for _, l := range lines {
 		mismatches += r.checkLine(ctx, l)
 	}
