@@ -26,8 +26,8 @@ const (
 	// AnnotationAppAPI holds, on a member Lease, the URL at which the
 	// replica's app API takes requests forwarded by the others.
 	AnnotationAppAPI = "ota.otafleet.dev/app-api"
-	leaseMember          = "member"
-	leaseProduct         = "product"
+	leaseMember      = "member"
+	leaseProduct     = "product"
 )
 
 // ProductLeaseName names a product's Lease: the key made a valid name,

@@ -45,7 +45,7 @@ type Config struct {
 	// AppAPIURL, when set, is where the other replicas forward app API
 	// requests for this replica's products.
 	AppAPIURL string
-	Log    logr.Logger
+	Log       logr.Logger
 }
 
 // Shard is what runs for one owned product.
