@@ -9,7 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/otafleet/otafleet/internal/mqttclient"
 )
 
 // Fleet is a running simulated fleet. Create it with Start.
@@ -71,7 +71,12 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		if cfg.Profile == ProfileSDK4 {
 			username = cfg.deviceName(i) + "&" + cfg.ProductKey // how the broker knows which device it is
 		}
-		f.conns = append(f.conns, newConn(f, id, username))
+		c, err := newConn(f, id, username)
+		if err != nil {
+			f.cancel()
+			return nil, fmt.Errorf("devicesim: %w", err)
+		}
+		f.conns = append(f.conns, c)
 	}
 	for i := range cfg.Devices {
 		// The field SDKs send numeric ids; half the lenient fleet does.
@@ -142,7 +147,7 @@ func (f *Fleet) shutdown() {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.client.Disconnect(50)
+			c.client.Disconnect()
 		}()
 	}
 	wg.Wait()
@@ -164,15 +169,8 @@ func (f *Fleet) goroutine(fn func(ctx context.Context)) {
 
 // waitToken waits for a publish's PUBACK (or the fleet stopping) and counts
 // the result.
-func (f *Fleet) waitToken(tok paho.Token) error {
-	var err error
-	select {
-	case <-tok.Done():
-		err = tok.Error()
-	case <-f.ctx.Done():
-		err = f.ctx.Err()
-	}
-	if err != nil {
+func (f *Fleet) waitToken(tok mqttclient.Token) error {
+	if err := tok.Wait(f.ctx); err != nil {
 		f.add(&f.count.publishErrors, 1)
 		return err
 	}
