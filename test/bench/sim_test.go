@@ -69,8 +69,13 @@ func startSimulator(ctx context.Context, cfg devicesim.Config, process bool) (*s
 }
 
 // buildDevicesim builds cmd/devicesim into the user's cache (the build
-// cache makes a second build instant).
+// cache makes a second build instant). $BENCH_DEVICESIM names a binary
+// built elsewhere instead: another commit's, to compare two simulators on
+// the same bench back to back.
 func buildDevicesim(ctx context.Context) (string, error) {
+	if bin := os.Getenv("BENCH_DEVICESIM"); bin != "" {
+		return bin, nil
+	}
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", err
