@@ -24,6 +24,7 @@ const (
 	// arrive in a burst, and MQTT does not notice a millisecond.
 	gatherWrites = time.Millisecond
 	gatherBytes  = 32 << 10
+	gatherReads  = time.Millisecond
 	// pingTimeout is how long a PINGRESP may take at most before the
 	// connection is taken for dead, as in paho.
 	pingTimeout = 10 * time.Second
@@ -90,6 +91,11 @@ func (s *session) handshake(ctx context.Context) error {
 // readLoop reads and dispatches packets until the connection fails.
 func (s *session) readLoop() error {
 	for {
+		if s.r.Buffered() == 0 {
+			// Let packets gather before the next read, as the writer does:
+			// one read and one wake-up for a burst instead of one each.
+			time.Sleep(gatherReads)
+		}
 		p, err := s.r.Next()
 		if err != nil {
 			return err

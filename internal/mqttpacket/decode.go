@@ -145,6 +145,10 @@ func NewReader(r io.Reader, size, maxSize int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, size), max: maxSize}
 }
 
+// Buffered returns the number of bytes read from the connection but not
+// yet returned as packets.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
 // Next reads and decodes the next packet. The packet aliases the reader's
 // buffer until the next call. Any error ends the connection: after a
 // malformed packet the stream cannot be trusted.
