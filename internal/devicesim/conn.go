@@ -179,7 +179,7 @@ func (c *conn) publish(topic string, payload []byte) error {
 // It runs on the connection's reader goroutine, so anything slow happens
 // elsewhere, and its arguments alias the reader's buffer.
 func (c *conn) onMessage(topic, payload []byte) {
-	d := c.devices[string(topicDevice(topic))] // no allocation: the conversion is in the index
+	d := c.device(topicDevice(topic))
 	if d == nil {
 		return // with wildcard subscriptions: another connection's device
 	}
@@ -222,9 +222,33 @@ func (c *conn) onMessage(topic, payload []byte) {
 	}
 }
 
+// device returns this connection's device that dn names, or nil. A name
+// is the prefix and an index, and device i rides on connection i modulo
+// their number: the index tells whether the device is this connection's
+// without a map lookup, which with wildcard subscriptions every connection
+// would make for every push to the fleet.
+func (c *conn) device(dn []byte) *device {
+	f := c.f
+	prefix := f.cfg.NamePrefix
+	if len(dn) <= len(prefix) || len(dn) > len(prefix)+9 || string(dn[:len(prefix)]) != prefix {
+		return nil
+	}
+	i := 0
+	for _, ch := range dn[len(prefix):] {
+		if ch < '0' || ch > '9' {
+			return nil
+		}
+		i = i*10 + int(ch-'0')
+	}
+	if i >= len(f.devices) || f.conns[i%len(f.conns)] != c || f.devices[i].name != string(dn) {
+		return nil
+	}
+	return f.devices[i]
+}
+
 // topicDevice returns the segment of a cloud → device topic that names
-// the device: the third of /sys/{pk}/{dn}/..., else the last. Looking the
-// device up by it lets a connection discard another connection's pushes
+// the device: the third of /sys/{pk}/{dn}/..., else the last. Finding the
+// device by it lets a connection discard another connection's pushes
 // (wildcard subscriptions) without parsing them or allocating.
 func topicDevice(topic []byte) []byte {
 	if rest, ok := bytes.CutPrefix(topic, []byte("/sys/")); ok {
