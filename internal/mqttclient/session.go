@@ -205,7 +205,10 @@ func (s *session) close(goodbye bool) {
 		s.room.Broadcast()
 		s.mu.Unlock()
 		s.signal()
-		if !goodbye {
+		if goodbye {
+			// Cut short a write stuck on a broker that does not read.
+			_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		} else {
 			_ = s.nc.Close()
 		}
 	})
