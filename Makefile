@@ -95,11 +95,18 @@ test-e2e: test-env ## Run the end-to-end tests only.
 
 BENCH_DEVICES ?= 10000
 # BENCH_BROKER=mosquitto runs the rollout on Mosquitto instead of the
-# embedded Mochi broker.
+# embedded Mochi broker. From the environment: BENCH_FLOORS=off skips the
+# floors, BENCH_CPUPROFILE=/tmp/cpu writes CPU profiles (the simulator's too),
+# BENCH_DEVICESIM=/path/devicesim runs that simulator binary instead of this
+# tree's (to compare two builds back to back; see bench/results.md).
 BENCH_BROKER ?=
 
 .PHONY: bench
+<<<<<<< HEAD
 bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate), then the multi-replica variant; prints figures.
+=======
+bench: test-env ## Run the hot-path micro-benchmarks, the simulator alone, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate); prints figures.
+>>>>>>> h-sim
 	eval "$$(hack/setup-test-env.sh all)" && go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./internal/...
 	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) BENCH_RUNS=$(BENCH_RUNS) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
 	$(MAKE) bench-replicas

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ type options struct {
 	reportEvery   time.Duration
 	verbose       bool
 	record        string
+	cpuProfile    string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -90,6 +92,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the final summary as JSON")
 	fs.DurationVar(&o.reportEvery, "report-every", 10*time.Second, "print a progress line this often (0: never)")
 	fs.BoolVar(&o.verbose, "v", false, "log what devices refuse")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (to see what the simulator costs)")
 	fs.StringVar(&o.record, "record", "", "on exit, write every device's versions, outcome and upgrade attempts to this file, one JSON object a line")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -178,6 +181,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "embedded broker on %s\n", b.URL)
 	}
 
+	if o.cpuProfile != "" {
+		stopProfile, err := startProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	start := time.Now()
 	fleet, err := devicesim.Start(ctx, o.cfg)
 	if err != nil {
@@ -223,6 +233,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprint(stdout, s.String())
 	return err
+}
+
+// startProfile starts a CPU profile into path.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // writeRecord writes the fleet's per-device record to path.

@@ -332,7 +332,7 @@ func (d *device) goOffline(ctx context.Context) {
 	d.offline = false
 	d.mu.Unlock()
 	if perDevice {
-		d.conn.client.Connect() // onConnect subscribes and informs
+		d.conn.reconnect(ctx) // onConnect subscribes and informs
 		return
 	}
 	for _, m := range d.bootMessages() {
@@ -352,11 +352,7 @@ func (d *device) reboot(ctx context.Context) {
 	}
 	c := d.conn
 	c.disconnect(ctx)
-	tok := c.client.Connect() // onConnect subscribes and informs every module
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-	}
+	c.reconnect(ctx) // onConnect subscribes and informs every module
 }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/otafleet/otafleet/internal/mqttclient"
 )
 
 // Fleet is a running simulated fleet. Create it with Start.
@@ -26,7 +26,8 @@ type Fleet struct {
 
 	mu      sync.Mutex
 	st      state
-	changed chan struct{} // closed and replaced on every change
+	changed chan struct{} // made by Wait, closed by the next change
+	waiting atomic.Bool   // changed is open: a change must close it
 
 	count struct {
 		pushes, replies, ignored, invalid, downloads, bytes, published, publishErrors atomic.Int64
@@ -53,7 +54,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("devicesim: %w", err)
 	}
-	f := &Fleet{cfg: cfg, byName: make(map[string]*device, cfg.Devices), stopped: make(chan struct{}), changed: make(chan struct{})}
+	f := &Fleet{cfg: cfg, byName: make(map[string]*device, cfg.Devices), stopped: make(chan struct{})}
 	f.ctx, f.cancel = context.WithCancel(ctx)
 	f.st.outcomes = map[Outcome]int{OutcomeIdle: cfg.Devices}
 	f.st.violations = map[Violation]int64{}
@@ -71,7 +72,12 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		if cfg.Profile == ProfileSDK4 {
 			username = cfg.deviceName(i) + "&" + cfg.ProductKey // how the broker knows which device it is
 		}
-		f.conns = append(f.conns, newConn(f, id, username))
+		c, err := newConn(f, id, username)
+		if err != nil {
+			f.cancel()
+			return nil, fmt.Errorf("devicesim: %w", err)
+		}
+		f.conns = append(f.conns, c)
 	}
 	for i := range cfg.Devices {
 		// The field SDKs send numeric ids; half the lenient fleet does.
@@ -142,7 +148,7 @@ func (f *Fleet) shutdown() {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.client.Disconnect(50)
+			c.client.Disconnect()
 		}()
 	}
 	wg.Wait()
@@ -164,15 +170,8 @@ func (f *Fleet) goroutine(fn func(ctx context.Context)) {
 
 // waitToken waits for a publish's PUBACK (or the fleet stopping) and counts
 // the result.
-func (f *Fleet) waitToken(tok paho.Token) error {
-	var err error
-	select {
-	case <-tok.Done():
-		err = tok.Error()
-	case <-f.ctx.Done():
-		err = f.ctx.Err()
-	}
-	if err != nil {
+func (f *Fleet) waitToken(tok mqttclient.Token) error {
+	if err := tok.Wait(f.ctx); err != nil {
 		f.add(&f.count.publishErrors, 1)
 		return err
 	}
@@ -185,14 +184,27 @@ func (f *Fleet) update(fn func(*state)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(&f.st)
-	close(f.changed)
-	f.changed = make(chan struct{})
+	f.wakeLocked()
 }
 
 // add bumps a counter and wakes Wait, whose condition may be on counters.
+// Without a Wait it takes no lock: counters change on every message.
 func (f *Fleet) add(c *atomic.Int64, n int64) {
 	c.Add(n)
-	f.update(func(*state) {})
+	if f.waiting.Load() { // after the Add: a Wait that missed it is woken
+		f.mu.Lock()
+		f.wakeLocked()
+		f.mu.Unlock()
+	}
+}
+
+// wakeLocked wakes every Wait; the caller holds mu.
+func (f *Fleet) wakeLocked() {
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+		f.waiting.Store(false)
+	}
 }
 
 // Wait blocks until cond holds for the fleet's summary or ctx ends. cond is
@@ -200,6 +212,10 @@ func (f *Fleet) add(c *atomic.Int64, n int64) {
 func (f *Fleet) Wait(ctx context.Context, cond func(Summary) bool) error {
 	for {
 		f.mu.Lock()
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+			f.waiting.Store(true)
+		}
 		ch := f.changed
 		f.mu.Unlock()
 		s := f.Summary()

@@ -27,8 +27,16 @@ func (s *simulator) stop() {
 			s.fleet.Stop()
 		}
 		if s.cmd != nil {
-			_ = s.cmd.Process.Kill()
-			_ = s.cmd.Wait()
+			// SIGINT first, so that the simulator writes its CPU profile.
+			_ = s.cmd.Process.Signal(os.Interrupt)
+			exited := make(chan struct{})
+			go func() { _ = s.cmd.Wait(); close(exited) }()
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-exited
+			}
 		}
 	})
 }
@@ -60,6 +68,9 @@ func startSimulator(ctx context.Context, cfg devicesim.Config, process bool) (*s
 		"--prefix", cfg.NamePrefix, "--wildcard=" + strconv.FormatBool(cfg.WildcardSubscriptions),
 		"--instant=" + strconv.FormatBool(cfg.Instant), "--progress-interval", cfg.ProgressInterval.String(),
 		"--report-every", "0", "--profile", string(cfg.Profile), "--hosts", hostsFlag(cfg.Hosts)}
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		args = append(args, "--cpuprofile", path+"-simulator")
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -69,8 +80,13 @@ func startSimulator(ctx context.Context, cfg devicesim.Config, process bool) (*s
 }
 
 // buildDevicesim builds cmd/devicesim into the user's cache (the build
-// cache makes a second build instant).
+// cache makes a second build instant). $BENCH_DEVICESIM names a binary
+// built elsewhere instead: another commit's, to compare two simulators on
+// the same bench back to back.
 func buildDevicesim(ctx context.Context) (string, error) {
+	if bin := os.Getenv("BENCH_DEVICESIM"); bin != "" {
+		return bin, nil
+	}
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", err
