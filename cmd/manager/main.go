@@ -25,6 +25,9 @@ func main() {
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica runs the engine.")
 	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's).")
+	flag.DurationVar(&o.Lease.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a standby waits before taking over a lease its leader stopped renewing (a SIGKILLed leader cannot release it).")
+	flag.DurationVar(&o.Lease.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its lease before it stops leading and exits; less than the lease duration.")
+	flag.DurationVar(&o.Lease.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
 
 	flag.StringVar(&o.MQTT.Broker, "mqtt-broker", envOr("OTAFLEET_MQTT_BROKER", ""), "MQTT broker URL, e.g. tcp://mosquitto:1883 or ssl://broker:8883.")
 	flag.StringVar(&o.MQTT.ClientID, "mqtt-client-id", "otafleet-manager", "MQTT client ID of the operator's persistent session.")
