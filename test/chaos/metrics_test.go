@@ -17,6 +17,7 @@ type managerMetrics struct {
 	connected bool    // otafleet_mqtt_connected: connected and subscribed
 	devices   float64 // otafleet_fleet_devices: the inventory the engine rebuilt
 	pushes    float64 // otafleet_fleet_pushes_total{result="sent"}
+	connects  float64 // otafleet_mqtt_connects_total: reconnections included
 }
 
 // scrape reads the manager's /metrics.
@@ -63,6 +64,8 @@ func parseMetrics(r io.Reader) (managerMetrics, error) {
 			m.devices = v
 		case `otafleet_fleet_pushes_total{result="sent"}`:
 			m.pushes = v
+		case "otafleet_mqtt_connects_total":
+			m.connects = v
 		}
 	}
 	return m, sc.Err()

@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,16 +39,22 @@ type rig struct {
 	kubeconfig string
 	dlAddr     string
 	download   *proc
-	managers   []*proc  // one per replica, the current process of each
+	devices    int      // the fleet's size
+	leaseFlags []string // the managers' --leader-elect-* flags (CHAOS_LEASE)
 	metrics    []string // each replica's metrics address, the same across restarts
-	starts     int      // manager processes started
+
+	mu       sync.Mutex // guards what follows: the killer and the supervisor replace processes
+	managers []*proc    // one per replica, the current process of each
+	starts   int        // manager processes started
+	restarts []restart  // processes that exited by themselves
 }
 
 // startRig builds the binaries and starts the servers, the download
 // service and the replicas of the manager, with logs in dir (a temporary
 // directory when empty). Everything is stopped when the test ends.
-func startRig(ctx context.Context, t *testing.T, dir string, replicas int) *rig {
-	r := &rig{t: t, dir: dir}
+func startRig(ctx context.Context, t *testing.T, cfg config) *rig {
+	r := &rig{t: t, dir: cfg.dir, devices: cfg.devices, leaseFlags: cfg.leaseFlags()}
+	dir, replicas := cfg.dir, cfg.replicas
 	if dir == "" {
 		r.dir = t.TempDir()
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -67,7 +75,8 @@ func startRig(ctx context.Context, t *testing.T, dir string, replicas int) *rig 
 	if err := r.cp.WriteKubeconfig(r.kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	if r.broker, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{}); err != nil {
+	if r.broker, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{
+		Persistence: slices.Contains(cfg.faults, "broker-persist")}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.broker.Stop() })
