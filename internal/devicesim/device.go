@@ -219,6 +219,7 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	}
 	d.mu.Lock()
 	d.history[attempt].Outcome = OutcomeSucceeded
+	d.history[attempt].Reported = time.Now()
 	if !d.busy { // unless the next upgrade already started
 		d.setOutcomeLocked(OutcomeSucceeded)
 	}
@@ -250,6 +251,9 @@ func (d *device) finish(ctx context.Context, module string, step protocol.Step, 
 	d.report(ctx, module, step, desc)
 	d.mu.Lock()
 	d.busy = false
+	if n := len(d.history); n > 0 {
+		d.history[n-1].Reported = time.Now()
+	}
 	d.setOutcomeLocked(o)
 	d.mu.Unlock()
 }

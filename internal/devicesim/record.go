@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"time"
 )
 
 // Attempt is one upgrade attempt of a device, as the device saw it: what it
@@ -17,6 +18,10 @@ type Attempt struct {
 	Outcome Outcome `json:"outcome"`
 	// Flashed: the device wrote the image and now runs Version.
 	Flashed bool `json:"flashed,omitempty"`
+	// Reported is when the device sent the report that ended the attempt
+	// (the failure, or the inform of the new version): the chaos harness
+	// tells a report a broker outage lost from one the operator lost.
+	Reported time.Time `json:"reported,omitzero"`
 }
 
 // WriteRecord writes every device's state (DeviceStatus, with its

@@ -151,7 +151,7 @@ func TestManagerSIGKILL(t *testing.T) {
 	}
 	rep := report{seed: cfg.seed, kills: kills, faults: faults, restarts: r.restartList(), devices: cfg.devices,
 		replicas: cfg.replicas, rounds: rounds, expectRestarts: slices.Contains(cfg.faults, "apiserver")}
-	rep.f, rep.backwards, rep.polls = r.finalCheck(ctx, t, w, sim)
+	rep.f, rep.backwards, rep.polls = r.finalCheck(ctx, t, w, sim, lossyWindows(faults))
 	if rolloutErr != nil {
 		rep.f.add(kindRollout, "rollout %d: %v", rounds, rolloutErr)
 	}
@@ -240,7 +240,7 @@ func (r *rig) waitBatch(ctx context.Context, ub *otav1.UpgradeBatch, k *killer) 
 // operator's records against the devices' until they agree or a minute
 // passes (slices are written within a flush window, the Product's summary
 // every 10 s).
-func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simulator) (*findings, []string, int) {
+func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simulator, lossy []window) (*findings, []string, int) {
 	backwards, polls := w.stop()
 	devices, sum, err := sim.stop()
 	if err != nil {
@@ -253,7 +253,7 @@ func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simul
 		if err != nil {
 			return false, nil // the API server answers again within the minute, or the check says what is missing
 		}
-		f = check(s, devices, sum)
+		f = check(s, devices, sum, lossy...)
 		return f.count() == 0, nil
 	})
 	if f == nil {

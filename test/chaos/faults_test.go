@@ -220,3 +220,17 @@ func isClosed(ch chan struct{}) bool {
 		return false
 	}
 }
+
+// lossyWindows are the spans in which a broker without persistence loses
+// what devices report: from a second before it was killed (messages it
+// had taken but not passed on yet) until the leader's gateway subscribed
+// again (before that, nobody subscribes to the devices' topics).
+func lossyWindows(faults []faultRun) []window {
+	var out []window
+	for _, f := range faults {
+		if f.name == "broker" {
+			out = append(out, window{from: f.at.Add(-time.Second), to: f.at.Add(f.back)})
+		}
+	}
+	return out
+}

@@ -72,6 +72,9 @@ func (r report) details() string {
 	if len(r.faults) > 0 {
 		fmt.Fprintf(&b, "faults:\n%s\n", strings.Join(r.faultLines(), "\n"))
 	}
+	if len(r.f.explained) > 0 {
+		fmt.Fprintf(&b, "reports lost with a broker's state, not mismatches (%d):\n%s\n", len(r.f.explained), firstFew(r.f.explained, 20))
+	}
 	if len(r.restarts) > 0 {
 		var lines []string
 		for _, x := range r.restarts {
