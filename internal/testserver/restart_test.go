@@ -95,10 +95,10 @@ func TestMinIORestartKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MakeBucket(ctx, "b", minio.MakeBucketOptions{}); err != nil {
+	if err := c.MakeBucket(ctx, "kept", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.PutObject(ctx, "b", "o", bytes.NewReader([]byte("image")), 5, minio.PutObjectOptions{}); err != nil {
+	if _, err := c.PutObject(ctx, "kept", "o", bytes.NewReader([]byte("image")), 5, minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Halt(syscall.SIGKILL); err != nil {
@@ -107,7 +107,7 @@ func TestMinIORestartKeepsData(t *testing.T) {
 	if err := m.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	obj, err := c.GetObject(ctx, "b", "o", minio.GetObjectOptions{})
+	obj, err := c.GetObject(ctx, "kept", "o", minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
