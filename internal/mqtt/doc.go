@@ -12,9 +12,11 @@
 // replica must use the same client ID: the new leader takes the session over
 // with its queue. With SharedGroup set, replicas instead share the load
 // through $share/<group>/... subscriptions and need distinct client IDs.
-// paho reconnects with exponential backoff up to MaxReconnectInterval;
-// subscriptions are made again on every connect (OnConnect), because a
-// broker that restarted without persistence has forgotten them.
+// paho reconnects with exponential backoff up to MaxReconnectInterval (5 s
+// by default: a broker without persistence loses what devices send while
+// the gateway is away); subscriptions are made again on every connect
+// (OnConnect), because a broker that restarted without persistence has
+// forgotten them.
 //
 // # Acknowledgement and backpressure
 //
