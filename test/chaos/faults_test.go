@@ -234,3 +234,35 @@ func lossyWindows(faults []faultRun) []window {
 	}
 	return out
 }
+
+// observe records, until the returned function is called, the Ready
+// conditions of round's batch and Firmware (what a user sees during a
+// fault), and returns them as text.
+func (r *rig) observe(ctx context.Context, round int) func() string {
+	ctx, cancel := context.WithCancel(ctx)
+	version := fmt.Sprintf("%d.0.0", round+1)
+	done := make(chan struct{})
+	seen := map[string]bool{}
+	go func() {
+		defer close(done)
+		_ = lab.Poll(ctx, time.Hour, func() (bool, error) {
+			ub, fw := &otav1.UpgradeBatch{}, &otav1.Firmware{}
+			if r.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "to-" + version}, ub) == nil {
+				if c := apimeta.FindStatusCondition(ub.Status.Conditions, otav1.ConditionReady); c != nil {
+					seen["batch "+string(c.Status)+" "+c.Reason] = true
+				}
+			}
+			if r.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: product + "-" + version}, fw) == nil {
+				if c := apimeta.FindStatusCondition(fw.Status.Conditions, otav1.ConditionReady); c != nil {
+					seen["Firmware "+string(c.Status)+" "+c.Reason] = true
+				}
+			}
+			return false, nil
+		})
+	}()
+	return func() string {
+		cancel()
+		<-done
+		return "Ready conditions seen meanwhile: " + strings.Join(slices.Sorted(maps.Keys(seen)), ", ")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,9 +135,11 @@ func (k *killer) killOnce(ctx context.Context, round int) error {
 // faultOnce injects one fault and waits until the system came back.
 func (k *killer) faultOnce(ctx context.Context, round int, name string) error {
 	f, _ := faultNamed(name)
+	seen := k.r.observe(ctx, round)
 	run, err := f.inject(ctx, k.r)
 	run.name, run.round = name, round
 	leader, up, lerr := k.r.waitLeader(ctx, k.devices, 3*time.Minute)
+	run.note = strings.TrimPrefix(run.note+"; "+seen(), "; ")
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.faults = append(k.faults, run)
