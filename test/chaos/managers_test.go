@@ -21,6 +21,7 @@ type restart struct {
 // startManagers starts the replicas of the manager, the supervisor that
 // restarts any that exits by itself, and waits until one of them leads.
 func (r *rig) startManagers(ctx context.Context, replicas int) {
+	r.nextStart = make([]time.Time, replicas)
 	for i := range replicas {
 		port, err := freePort()
 		if err != nil {
@@ -63,8 +64,9 @@ func (r *rig) supervise(ctx context.Context) {
 		}
 		r.mu.Lock()
 		for i, p := range r.managers {
-			if p.exited() {
+			if p.exited() && time.Now().After(r.nextStart[i]) {
 				r.restarts = append(r.restarts, restart{replica: i, at: time.Now(), err: p.err})
+				r.nextStart[i] = time.Now().Add(r.crashBackoff(i))
 				if err := r.startManagerLocked(i); err != nil {
 					r.t.Errorf("restarting replica %d: %v", i, err)
 				}
@@ -72,6 +74,24 @@ func (r *rig) supervise(ctx context.Context) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// crashBackoff is how long replica i's next restart waits, as a kubelet's
+// CrashLoopBackOff: 1 s, doubling up to 10 s while it keeps exiting within
+// a minute of its last restart. Called with r.mu held.
+func (r *rig) crashBackoff(i int) time.Duration {
+	d := time.Second
+	for j := len(r.restarts) - 2; j >= 0; j-- {
+		x := r.restarts[j]
+		if x.replica != i {
+			continue
+		}
+		if time.Since(x.at) > time.Minute {
+			break
+		}
+		d = min(2*d, 10*time.Second)
+	}
+	return d
 }
 
 // replace SIGKILLs replica i's process and starts a new one in its place.

@@ -47,6 +47,8 @@ type rig struct {
 	managers []*proc    // one per replica, the current process of each
 	starts   int        // manager processes started
 	restarts []restart  // processes that exited by themselves
+	// nextStart is when the supervisor may restart each replica again.
+	nextStart []time.Time
 }
 
 // startRig builds the binaries and starts the servers, the download
