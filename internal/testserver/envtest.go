@@ -2,9 +2,12 @@ package testserver
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -75,9 +78,25 @@ func (c *ControlPlane) Stop() error {
 	return err
 }
 
-// StopAPIServer stops kube-apiserver (SIGTERM) and leaves etcd running,
-// for tests of an API server outage.
-func (c *ControlPlane) StopAPIServer() error { return c.Env.ControlPlane.APIServer.Stop() }
+// StopAPIServer stops kube-apiserver (SIGTERM; SIGKILL when it has not
+// drained its requests and watches within envtest's stop timeout) and
+// leaves etcd running, for tests of an API server outage. It returns once
+// the port refuses connections.
+func (c *ControlPlane) StopAPIServer() error {
+	s := c.Env.ControlPlane.APIServer
+	if err := s.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return err
+	}
+	addr := net.JoinHostPort(s.SecureServing.Address, s.SecureServing.Port)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		_ = conn.Close()
+	}
+	return fmt.Errorf("kube-apiserver still accepts connections on %s", addr)
+}
 
 // StartAPIServer starts a stopped kube-apiserver again on the same port,
 // certificates, users and etcd, and returns once it is healthy.

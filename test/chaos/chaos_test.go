@@ -59,11 +59,17 @@ func configFromEnv(t *testing.T) config {
 	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
 		dir:   os.Getenv("CHAOS_DIR"),
 		waves: []int32{10, 50, 100}, replicas: 1, repeat: 1}
+	faults, set := os.LookupEnv("CHAOS_FAULTS")
+	if !set {
+		// make test: the kills and one broker restart, which costs a
+		// second and checks that a persistent broker loses nothing.
+		faults = "broker-persist"
+	}
 	var err error
-	if c.faults, err = parseFaults(os.Getenv("CHAOS_FAULTS")); err != nil {
+	if c.faults, err = parseFaults(faults); err != nil {
 		t.Fatalf("CHAOS_FAULTS: %v", err)
 	}
-	if len(c.faults) > 0 {
+	if set && len(c.faults) > 0 {
 		c.kills = 0 // a fault run kills the manager only when asked to
 	}
 	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices, "CHAOS_REPLICAS": &c.replicas,
