@@ -143,7 +143,7 @@ func (d *device) onUpgrade(u protocol.Upgrade) {
 	d.busy = true
 	attempt := d.attempts
 	d.attempts++
-	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading})
+	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading, Pushed: time.Now()})
 	d.mu.Unlock()
 	d.f.goroutine(func(ctx context.Context) { d.upgrade(ctx, u, attempt) })
 }

@@ -18,6 +18,8 @@ type Attempt struct {
 	Outcome Outcome `json:"outcome"`
 	// Flashed: the device wrote the image and now runs Version.
 	Flashed bool `json:"flashed,omitempty"`
+	// Pushed is when the push that started the attempt arrived.
+	Pushed time.Time `json:"pushed,omitzero"`
 	// Reported is when the device sent the report that ended the attempt
 	// (the failure, or the inform of the new version): the chaos harness
 	// tells a report a broker outage lost from one the operator lost.

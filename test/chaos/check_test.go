@@ -227,7 +227,7 @@ func checkTask(f *findings, batch string, d devicesim.DeviceStatus, attempts []d
 	}
 	if ok && int(task.Attempt) != len(attempts) {
 		f.repushed += max(0, len(attempts)-int(task.Attempt))
-		f.add(kindRepush, "%s %s: task at attempt %d; the device made %d attempts", batch, d.Name, task.Attempt, len(attempts))
+		f.add(kindRepush, "%s %s: task at attempt %d; the device made %d attempts %+v; task %+v", batch, d.Name, task.Attempt, len(attempts), attempts, task)
 	}
 	return want
 }
