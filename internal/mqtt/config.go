@@ -15,11 +15,11 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultQueueSize            = 16384
-	DefaultBatchSize            = 512
-	DefaultPublishTimeout       = 10 * time.Second
-	DefaultConnectTimeout       = 10 * time.Second
-	DefaultKeepAlive            = 30 * time.Second
+	DefaultQueueSize      = 16384
+	DefaultBatchSize      = 512
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultKeepAlive      = 30 * time.Second
 	// DefaultMaxReconnectInterval caps paho's reconnection backoff, which
 	// doubles while connections keep being lost soon after they came up
 	// (a broker crash-looping or restarted node by node). Every second the
