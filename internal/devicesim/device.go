@@ -143,7 +143,7 @@ func (d *device) onUpgrade(u protocol.Upgrade) {
 	d.busy = true
 	attempt := d.attempts
 	d.attempts++
-	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading, Pushed: time.Now()})
+	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading, Pushed: stamp()})
 	d.mu.Unlock()
 	d.f.goroutine(func(ctx context.Context) { d.upgrade(ctx, u, attempt) })
 }
@@ -219,7 +219,7 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	}
 	d.mu.Lock()
 	d.history[attempt].Outcome = OutcomeSucceeded
-	d.history[attempt].Reported = time.Now()
+	d.history[attempt].Reported = stamp()
 	if !d.busy { // unless the next upgrade already started
 		d.setOutcomeLocked(OutcomeSucceeded)
 	}
@@ -252,7 +252,7 @@ func (d *device) finish(ctx context.Context, module string, step protocol.Step, 
 	d.mu.Lock()
 	d.busy = false
 	if n := len(d.history); n > 0 {
-		d.history[n-1].Reported = time.Now()
+		d.history[n-1].Reported = stamp()
 	}
 	d.setOutcomeLocked(o)
 	d.mu.Unlock()

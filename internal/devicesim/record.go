@@ -26,6 +26,10 @@ type Attempt struct {
 	Reported time.Time `json:"reported,omitzero"`
 }
 
+// stamp is the time for a record: in UTC, without the monotonic reading,
+// so that it reads back from JSON as it was.
+func stamp() time.Time { return time.Now().UTC().Round(0) }
+
 // WriteRecord writes every device's state (DeviceStatus, with its
 // History), one JSON object a line, in index order. Call it after Stop for
 // a record that no device changes any more.
