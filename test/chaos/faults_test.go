@@ -151,7 +151,7 @@ func restartAPIServer(ctx context.Context, r *rig) (faultRun, error) {
 	_, _, err := r.waitLeader(ctx, r.devices, 3*time.Minute)
 	run.back = time.Since(run.at)
 	if n := r.restartCount() - restarts; n > 0 {
-		run.note = fmt.Sprintf("%d manager(s) exited (lease lost) and were restarted", n)
+		run.note = fmt.Sprintf("the leader lost its lease and exited; %d restart(s) until a manager took work", n)
 	} else {
 		run.note = "the leader kept its lease"
 	}
