@@ -59,19 +59,7 @@ func configFromEnv(t *testing.T) config {
 	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
 		dir:   os.Getenv("CHAOS_DIR"),
 		waves: []int32{10, 50, 100}, replicas: 1, repeat: 1}
-	faults, set := os.LookupEnv("CHAOS_FAULTS")
-	if !set {
-		// make test: the kills and one broker restart, which costs a
-		// second and checks that a persistent broker loses nothing.
-		faults = "broker-persist"
-	}
-	var err error
-	if c.faults, err = parseFaults(faults); err != nil {
-		t.Fatalf("CHAOS_FAULTS: %v", err)
-	}
-	if set && len(c.faults) > 0 {
-		c.kills = 0 // a fault run kills the manager only when asked to
-	}
+	c.faultsFromEnv(t)
 	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices, "CHAOS_REPLICAS": &c.replicas,
 		"CHAOS_FAULT_REPEAT": &c.repeat} {
 		if v := os.Getenv(name); v != "" {
@@ -90,24 +78,8 @@ func configFromEnv(t *testing.T) config {
 	if c.replicas < 1 {
 		t.Fatalf("CHAOS_REPLICAS=%d: at least one manager", c.replicas)
 	}
-	if v := os.Getenv("CHAOS_LEASE"); v != "" {
-		for _, d := range strings.Split(v, ",") {
-			if _, err := time.ParseDuration(d); err != nil {
-				t.Fatalf("CHAOS_LEASE=%q: want lease duration, renew deadline and retry period, such as 15s,10s,2s", v)
-			}
-			c.lease = append(c.lease, d)
-		}
-	}
-	if v := os.Getenv("CHAOS_WAVES"); v != "" {
-		c.waves = nil
-		for _, p := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(p))
-			if err != nil || n < 1 || n > 100 {
-				t.Fatalf("CHAOS_WAVES=%q: want cumulative percentages such as 10,50,100", v)
-			}
-			c.waves = append(c.waves, int32(n))
-		}
-	}
+	c.leaseFromEnv(t)
+	c.wavesFromEnv(t)
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -116,6 +88,52 @@ func configFromEnv(t *testing.T) config {
 		c.seed = n
 	}
 	return c
+}
+
+// faultsFromEnv reads CHAOS_FAULTS. Unset (make test), the run adds one
+// restart of a persistent broker to its kills: it costs a second and
+// checks that such a broker loses nothing. Set, the run kills the manager
+// only when CHAOS_KILLS asks to.
+func (c *config) faultsFromEnv(t *testing.T) {
+	faults, set := os.LookupEnv("CHAOS_FAULTS")
+	if !set {
+		faults = "broker-persist"
+	}
+	var err error
+	if c.faults, err = parseFaults(faults); err != nil {
+		t.Fatalf("CHAOS_FAULTS: %v", err)
+	}
+	if set && len(c.faults) > 0 {
+		c.kills = 0
+	}
+}
+
+func (c *config) leaseFromEnv(t *testing.T) {
+	v := os.Getenv("CHAOS_LEASE")
+	if v == "" {
+		return
+	}
+	for _, d := range strings.Split(v, ",") {
+		if _, err := time.ParseDuration(d); err != nil {
+			t.Fatalf("CHAOS_LEASE=%q: want lease duration, renew deadline and retry period, such as 15s,10s,2s", v)
+		}
+		c.lease = append(c.lease, d)
+	}
+}
+
+func (c *config) wavesFromEnv(t *testing.T) {
+	v := os.Getenv("CHAOS_WAVES")
+	if v == "" {
+		return
+	}
+	c.waves = nil
+	for _, p := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > 100 {
+			t.Fatalf("CHAOS_WAVES=%q: want cumulative percentages such as 10,50,100", v)
+		}
+		c.waves = append(c.waves, int32(n))
+	}
 }
 
 // TestManagerSIGKILL rolls firmware out to the fleet again and again while

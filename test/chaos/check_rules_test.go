@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -176,3 +177,35 @@ func TestParseMetrics(t *testing.T) {
 }
 
 func secondsOf(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// The run's shape from the environment: make test's default adds a
+// persistent broker's restart to its kills, a fault run kills nothing
+// unless asked to, and replicas means leader kills with a standby.
+func TestConfigFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env             map[string]string
+		faults          string
+		kills, replicas int
+		lease           string
+	}{
+		{nil, "broker-persist", 3, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": ""}, "", 3, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": "minio,apiserver"}, "minio,apiserver", 0, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": "minio", "CHAOS_KILLS": "5"}, "minio", 5, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": "replicas", "CHAOS_FAULT_REPEAT": "4", "CHAOS_LEASE": "6s,4s,1s"}, "replicas", 4, 2,
+			"--leader-elect-lease-duration 6s --leader-elect-renew-deadline 4s --leader-elect-retry-period 1s"},
+	} {
+		for _, name := range []string{"CHAOS_FAULTS", "CHAOS_KILLS", "CHAOS_FAULT_REPEAT", "CHAOS_LEASE", "CHAOS_REPLICAS"} {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		c := configFromEnv(t)
+		if got := strings.Join(c.faults, ","); got != tc.faults || c.kills != tc.kills || c.replicas != tc.replicas ||
+			strings.Join(c.leaseFlags(), " ") != tc.lease {
+			t.Errorf("%v: faults %q, %d kills, %d replicas, lease %q", tc.env, got, c.kills, c.replicas, c.leaseFlags())
+		}
+	}
+}
