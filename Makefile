@@ -128,17 +128,28 @@ bench-replicas: test-env ## Three replicas share products while the busiest is S
 # The chaos harness (test/chaos, docs/chaos.md): CHAOS_KILLS SIGKILLs of the
 # manager during rollouts to CHAOS_DEVICES devices; CHAOS_SEED replays a run
 # (empty: a new seed, printed); CHAOS_WAVES the waves' cumulative percentages
-# (10,50,100); CHAOS_DIR keeps the logs. `make test` runs a short version (3 kills).
-CHAOS_KILLS ?= 100
+# (10,50,100); CHAOS_DIR keeps the logs. CHAOS_FAULTS injects other faults
+# (broker, broker-persist, minio, minio-upload, apiserver, replicas), each
+# CHAOS_FAULT_REPEAT (1) times, with no kills unless CHAOS_KILLS says so
+# (100 without faults); CHAOS_REPLICAS runs more managers; CHAOS_LEASE sets
+# their lease duration, renew deadline and retry period (15s,10s,2s).
+# `make test` runs a short version (3 kills).
+CHAOS_KILLS ?=
 CHAOS_DEVICES ?= 2000
 CHAOS_SEED ?=
 CHAOS_DIR ?=
 CHAOS_WAVES ?= 10,50,100
+CHAOS_FAULTS ?=
+CHAOS_FAULT_REPEAT ?=
+CHAOS_REPLICAS ?=
+CHAOS_LEASE ?=
 
 .PHONY: chaos
-chaos: test-env ## SIGKILL the real manager CHAOS_KILLS (100) times during rollouts to CHAOS_DEVICES (2,000) devices; check every record exactly and print the table.
-	eval "$$(hack/setup-test-env.sh all)" && CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_DEVICES=$(CHAOS_DEVICES) CHAOS_SEED=$(CHAOS_SEED) \
-		CHAOS_DIR=$(CHAOS_DIR) CHAOS_WAVES=$(CHAOS_WAVES) go test -v -count=1 -run '^TestManagerSIGKILL$$' -timeout 4h ./test/chaos/
+chaos: test-env ## SIGKILL the real manager CHAOS_KILLS (100) times during rollouts to CHAOS_DEVICES (2,000) devices, or inject CHAOS_FAULTS; check every record exactly and print the table.
+	eval "$$(hack/setup-test-env.sh all)" && CHAOS_KILLS=$(or $(CHAOS_KILLS),$(if $(CHAOS_FAULTS),0,100)) \
+		CHAOS_DEVICES=$(CHAOS_DEVICES) CHAOS_SEED=$(CHAOS_SEED) CHAOS_DIR=$(CHAOS_DIR) CHAOS_WAVES=$(CHAOS_WAVES) \
+		CHAOS_FAULTS=$(CHAOS_FAULTS) CHAOS_FAULT_REPEAT=$(CHAOS_FAULT_REPEAT) CHAOS_REPLICAS=$(CHAOS_REPLICAS) CHAOS_LEASE=$(CHAOS_LEASE) \
+		go test -v -count=1 -run '^TestManagerSIGKILL$$' -timeout 4h ./test/chaos/
 
 ##@ Build
 

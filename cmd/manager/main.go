@@ -29,6 +29,9 @@ func main() {
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica runs the engine.")
 	flag.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease and of the product Leases (default: the pod's).")
+	flag.DurationVar(&o.Lease.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a standby waits before taking over a lease its leader stopped renewing (a SIGKILLed leader cannot release it).")
+	flag.DurationVar(&o.Lease.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its lease before it stops leading and exits; less than the lease duration.")
+	flag.DurationVar(&o.Lease.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
 	flag.BoolVar(&o.ProductLeases.Enabled, "product-leases", false,
 		"Give each product to one replica at a time by a Lease, and balance products among the replicas (needs --leader-elect).")
 	flag.DurationVar(&o.ProductLeases.Duration, "product-lease-duration", 15*time.Second,

@@ -143,7 +143,7 @@ func (d *device) onUpgrade(u protocol.Upgrade) {
 	d.busy = true
 	attempt := d.attempts
 	d.attempts++
-	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading})
+	d.history = append(d.history, Attempt{Module: u.Module, Version: u.Version, Outcome: OutcomeUpgrading, Pushed: stamp()})
 	d.mu.Unlock()
 	d.f.goroutine(func(ctx context.Context) { d.upgrade(ctx, u, attempt) })
 }
@@ -219,6 +219,7 @@ func (d *device) upgrade(ctx context.Context, u protocol.Upgrade, attempt int) {
 	}
 	d.mu.Lock()
 	d.history[attempt].Outcome = OutcomeSucceeded
+	d.history[attempt].Reported = stamp()
 	if !d.busy { // unless the next upgrade already started
 		d.setOutcomeLocked(OutcomeSucceeded)
 	}
@@ -253,6 +254,9 @@ func (d *device) finish(ctx context.Context, module string, step protocol.Step, 
 	d.report(ctx, module, step, desc)
 	d.mu.Lock()
 	d.busy = false
+	if n := len(d.history); n > 0 {
+		d.history[n-1].Reported = stamp()
+	}
 	d.setOutcomeLocked(o)
 	d.mu.Unlock()
 }

@@ -14,12 +14,18 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultQueueSize            = 16384
-	DefaultBatchSize            = 512
-	DefaultPublishTimeout       = 10 * time.Second
-	DefaultConnectTimeout       = 10 * time.Second
-	DefaultKeepAlive            = 30 * time.Second
-	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultQueueSize      = 16384
+	DefaultBatchSize      = 512
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultKeepAlive      = 30 * time.Second
+	// DefaultMaxReconnectInterval caps paho's reconnection backoff, which
+	// doubles while connections keep being lost soon after they came up
+	// (a broker crash-looping or restarted node by node). Every second the
+	// gateway stays away, a broker without persistence drops the device
+	// reports sent meanwhile (docs/brokers.md), and one client trying
+	// every 5 s costs a broker nothing.
+	DefaultMaxReconnectInterval = 5 * time.Second
 )
 
 // Config describes the broker connection. Credentials and TLS material are

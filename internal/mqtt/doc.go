@@ -16,9 +16,11 @@
 // takes that session over. No replica ever subscribes to a product it
 // does not own; shared subscriptions ($share/), which would hand a
 // product's messages to any replica, are not offered.
-// paho reconnects with exponential backoff up to MaxReconnectInterval;
-// subscriptions are made again on every connect (OnConnect), because a
-// broker that restarted without persistence has forgotten them.
+// paho reconnects with exponential backoff up to MaxReconnectInterval (5 s
+// by default: a broker without persistence loses what devices send while
+// the gateway is away); subscriptions are made again on every connect
+// (OnConnect), because a broker that restarted without persistence has
+// forgotten them.
 //
 // # Acknowledgement and backpressure
 //

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -30,6 +31,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// A new leader starts as soon as the old one is gone, instead of
 		// waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 nonZero(o.Lease.LeaseDuration),
+		RenewDeadline:                 nonZero(o.Lease.RenewDeadline),
+		RetryPeriod:                   nonZero(o.Lease.RetryPeriod),
 		// Tests and the lab start one manager after another in a process;
 		// names are unique within each manager all the same.
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
@@ -44,4 +48,12 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// nonZero is nil for zero, so that controller-runtime applies its default.
+func nonZero(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }

@@ -22,6 +22,9 @@ type Options struct {
 	ProbeAddr        string
 	LeaderElection   bool
 	LeaderElectionNS string
+	// Lease tunes leader election; zero fields keep controller-runtime's
+	// defaults (15 s, 10 s, 2 s).
+	Lease LeaseOptions
 
 	// ProductLeases, when enabled, gives each product to one replica at a
 	// time by Lease (internal/shard) instead of every product to the leader.
@@ -32,6 +35,16 @@ type Options struct {
 	Download DownloadOptions
 	Engine   EngineOptions
 	AppAPI   AppAPIOptions
+}
+
+// LeaseOptions are the leader election's timings. A standby takes over
+// at most LeaseDuration after a leader died without releasing the lease
+// (SIGKILL, a lost node); a leader that cannot renew within RenewDeadline
+// (an API server outage) stops leading and exits.
+type LeaseOptions struct {
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 }
 
 // DownloadOptions say where devices download images: otafleet's download

@@ -2,9 +2,12 @@ package testserver
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -21,6 +24,10 @@ type ControlPlane struct {
 	Config *rest.Config
 	Client client.Client
 	Scheme *runtime.Scheme
+
+	// certDir holds the API server's certificates; ours, not envtest's,
+	// so that StopAPIServer keeps them for StartAPIServer.
+	certDir string
 }
 
 // StartControlPlane starts kube-apiserver and etcd (built by
@@ -34,13 +41,19 @@ func StartControlPlane() (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	certDir, err := os.MkdirTemp("", "otafleet-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: bins.KubeAssets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	// The tests and the engine write in bursts; client-go's default 5 qps
@@ -50,13 +63,44 @@ func StartControlPlane() (*ControlPlane, error) {
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &ControlPlane{Env: env, Config: cfg, Client: c, Scheme: scheme}, nil
+	return &ControlPlane{Env: env, Config: cfg, Client: c, Scheme: scheme, certDir: certDir}, nil
 }
 
 // Stop stops the API server and etcd.
-func (c *ControlPlane) Stop() error { return c.Env.Stop() }
+func (c *ControlPlane) Stop() error {
+	err := c.Env.Stop()
+	if rmErr := os.RemoveAll(c.certDir); err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM; SIGKILL when it has not
+// drained its requests and watches within envtest's stop timeout) and
+// leaves etcd running, for tests of an API server outage. It returns once
+// the port refuses connections.
+func (c *ControlPlane) StopAPIServer() error {
+	s := c.Env.ControlPlane.APIServer
+	if err := s.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return err
+	}
+	addr := net.JoinHostPort(s.SecureServing.Address, s.SecureServing.Port)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		_ = conn.Close()
+	}
+	return fmt.Errorf("kube-apiserver still accepts connections on %s", addr)
+}
+
+// StartAPIServer starts a stopped kube-apiserver again on the same port,
+// certificates, users and etcd, and returns once it is healthy.
+func (c *ControlPlane) StartAPIServer() error { return c.Env.ControlPlane.APIServer.Start() }
 
 // WriteKubeconfig writes a kubeconfig for an admin user to path, for kubectl.
 func (c *ControlPlane) WriteKubeconfig(path string) error {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -56,11 +57,17 @@ type MinIO struct {
 	// DataDir is where the server keeps its objects.
 	DataDir string
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	bin      string
+	out      io.Writer
+	logs     *tailBuffer
+	timeout  time.Duration
 	ownsDir  bool
 	stopOnce sync.Once
 	stopErr  error
+
+	mu     sync.Mutex // guards cmd and exited, which Restart replaces
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // StartMinIO starts a MinIO server built by hack/setup-test-env.sh and
@@ -86,39 +93,77 @@ func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
 }
 
 func startMinIO(ctx context.Context, bin string, opts MinIOOptions) (*MinIO, error) {
-	m := &MinIO{AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, DataDir: opts.DataDir}
+	m := &MinIO{AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, DataDir: opts.DataDir, bin: bin,
+		logs: &tailBuffer{max: 8 << 10}, timeout: opts.ReadyTimeout}
 	if err := m.fillDefaults(opts); err != nil {
 		return nil, err
 	}
-	logs := &tailBuffer{max: 8 << 10}
-	var out io.Writer = logs
+	m.out = m.logs
 	if opts.Output != nil {
-		out = io.MultiWriter(logs, opts.Output)
+		m.out = io.MultiWriter(m.logs, opts.Output)
 	}
-	m.cmd = exec.Command(bin, "server", m.DataDir,
+	if m.timeout == 0 {
+		m.timeout = 60 * time.Second
+	}
+	if err := m.launch(ctx); err != nil {
+		_ = m.Stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// launch starts the server process and waits until it is ready.
+func (m *MinIO) launch(ctx context.Context) error {
+	cmd := exec.Command(m.bin, "server", m.DataDir,
 		"--address", m.Endpoint, "--console-address", m.ConsoleAddress, "--quiet")
-	m.cmd.Env = append(os.Environ(),
+	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+m.AccessKey,
 		"MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_UPDATE=off",
 	)
-	m.cmd.Stdout, m.cmd.Stderr = out, out
-	if err := m.cmd.Start(); err != nil {
-		_ = m.removeData()
-		return nil, fmt.Errorf("starting minio: %w", err)
+	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting minio: %w", err)
 	}
-	m.exited = make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(m.exited) }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	m.mu.Lock()
+	m.cmd, m.exited = cmd, exited
+	m.mu.Unlock()
+	if err := m.waitReady(ctx, m.timeout); err != nil {
+		return fmt.Errorf("%w; minio output:\n%s", err, m.logs.String())
+	}
+	return nil
+}
 
-	timeout := opts.ReadyTimeout
-	if timeout == 0 {
-		timeout = 60 * time.Second
+// Halt ends the server with sig and waits until it is gone, keeping its
+// data, addresses and credentials for Restart.
+func (m *MinIO) Halt(sig syscall.Signal) error {
+	cmd, exited := m.proc()
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
 	}
-	if err := m.waitReady(ctx, timeout); err != nil {
-		_ = m.Stop()
-		return nil, fmt.Errorf("%w; minio output:\n%s", err, logs.String())
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("minio still runs 30 s after %s", sig)
 	}
-	return m, nil
+}
+
+// Restart starts a halted server again on the same data, addresses and
+// credentials, and waits until it is ready.
+func (m *MinIO) Restart(ctx context.Context) error {
+	if _, exited := m.proc(); !isClosed(exited) {
+		return errors.New("minio: Restart while it runs")
+	}
+	return m.launch(ctx)
+}
+
+func (m *MinIO) proc() (*exec.Cmd, chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd, m.exited
 }
 
 func (m *MinIO) fillDefaults(opts MinIOOptions) error {
@@ -166,9 +211,10 @@ func (m *MinIO) waitReady(ctx context.Context, timeout time.Duration) error {
 				return nil
 			}
 		}
+		cmd, exited := m.proc()
 		select {
-		case <-m.exited:
-			return fmt.Errorf("minio exited before it was ready (%v)", m.cmd.ProcessState)
+		case <-exited:
+			return fmt.Errorf("minio exited before it was ready (%v)", cmd.ProcessState)
 		case <-ctx.Done():
 			return fmt.Errorf("minio not ready at %s: %w", m.URL, ctx.Err())
 		case <-tick.C:
@@ -180,10 +226,10 @@ func (m *MinIO) waitReady(ctx context.Context, timeout time.Duration) error {
 // directory. It is safe to call more than once.
 func (m *MinIO) Stop() error {
 	m.stopOnce.Do(func() {
-		if m.cmd != nil && m.cmd.Process != nil {
-			_ = m.cmd.Process.Kill()
+		if cmd, exited := m.proc(); cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
 			select {
-			case <-m.exited:
+			case <-exited:
 			case <-time.After(30 * time.Second):
 				m.stopErr = errors.New("minio did not exit within 30s of SIGKILL")
 			}

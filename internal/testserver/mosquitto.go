@@ -23,22 +23,33 @@ type MosquittoOptions struct {
 	Port int
 	// ReadyTimeout bounds the wait for the port; default 20 s.
 	ReadyTimeout time.Duration
+	// Persistence keeps sessions, subscriptions and queued QoS 1 messages
+	// in a file of the broker's directory, so that they survive Halt and
+	// Restart. Mosquitto writes the file when it exits on SIGTERM (and
+	// every autosave_interval, 30 min by default): a SIGKILLed broker
+	// comes back with what the last save held.
+	Persistence bool
 }
 
 // Mosquitto is a running Mosquitto broker on loopback, anonymous access
-// allowed, nothing persisted.
+// allowed, nothing persisted unless MosquittoOptions.Persistence.
 type Mosquitto struct {
 	// Address is 127.0.0.1:port; URL is tcp://Address.
 	Address string
 	URL     string
 	Port    int
 
-	cmd      *exec.Cmd
+	bin      string
+	confPath string
+	timeout  time.Duration
 	dir      string
 	logs     *tailBufferMQ
-	exited   chan struct{}
 	stopOnce sync.Once
 	stopErr  error
+
+	mu     sync.Mutex // guards cmd and exited, which Restart replaces
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // StartMosquitto writes a configuration into a temporary directory, starts
@@ -76,46 +87,108 @@ func startMosquitto(ctx context.Context, bin string, opts MosquittoOptions) (*Mo
 	if err != nil {
 		return nil, err
 	}
-	// Queue limits are raised because the gateway receives a whole fleet's
-	// reports on one session; the defaults (1000 queued, 20 in flight) are
-	// sized for small devices, not for a backend subscriber, which holds
-	// each report unacknowledged until it is written (docs/brokers.md).
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(mosquittoConf(port, dir, opts.Persistence)), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	m := &Mosquitto{
+		Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, dir: dir,
+		bin: bin, confPath: confPath, timeout: opts.ReadyTimeout, logs: &tailBufferMQ{max: 8 << 10},
+	}
+	if m.timeout == 0 {
+		m.timeout = 20 * time.Second
+	}
+	m.URL = "tcp://" + m.Address
+	if err := m.launch(ctx); err != nil {
+		_ = m.Stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// mosquittoConf is the broker's configuration. Queue limits are raised
+// because the gateway receives a whole fleet's reports on one session; the
+// defaults (1000 queued, 20 in flight) are sized for small devices, not
+// for a backend subscriber, which holds each report unacknowledged until
+// it is written (docs/brokers.md). Run as root, Mosquitto would drop to
+// the mosquitto user, which cannot write our temporary directory.
+func mosquittoConf(port int, dir string, persist bool) string {
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 allow_anonymous true
-persistence false
 log_dest stderr
 log_type error
 log_type warning
 max_queued_messages 1000000
 max_inflight_messages 20000
 `, port)
-	confPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
+	if !persist {
+		return conf + "persistence false\n"
 	}
-	m := &Mosquitto{
-		Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, dir: dir,
-		logs: &tailBufferMQ{max: 8 << 10}, exited: make(chan struct{}),
+	conf += "persistence true\npersistence_location " + dir + string(os.PathSeparator) + "\n"
+	if os.Geteuid() == 0 {
+		conf += "user root\n"
 	}
-	m.URL = "tcp://" + m.Address
-	m.cmd = exec.Command(bin, "-c", confPath)
-	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
-	if err := m.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting mosquitto: %w", err)
-	}
-	go func() { _ = m.cmd.Wait(); close(m.exited) }()
+	return conf
+}
 
-	timeout := opts.ReadyTimeout
-	if timeout == 0 {
-		timeout = 20 * time.Second
+// launch starts the broker process and waits until its port accepts
+// connections.
+func (m *Mosquitto) launch(ctx context.Context) error {
+	cmd := exec.Command(m.bin, "-c", m.confPath)
+	cmd.Stdout, cmd.Stderr = m.logs, m.logs
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting mosquitto: %w", err)
 	}
-	if err := m.waitPort(ctx, timeout); err != nil {
-		_ = m.Stop()
-		return nil, fmt.Errorf("%w; mosquitto output:\n%s", err, m.logs.String())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	m.mu.Lock()
+	m.cmd, m.exited = cmd, exited
+	m.mu.Unlock()
+	if err := m.waitPort(ctx, m.timeout); err != nil {
+		return fmt.Errorf("%w; mosquitto output:\n%s", err, m.logs.String())
 	}
-	return m, nil
+	return nil
+}
+
+// Halt ends the broker with sig (SIGKILL: a crash; SIGTERM: a clean stop,
+// which saves persisted state) and waits until it is gone, keeping its
+// directory and port for Restart.
+func (m *Mosquitto) Halt(sig syscall.Signal) error {
+	cmd, exited := m.proc()
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("mosquitto still runs 30 s after %s", sig)
+	}
+}
+
+// Restart starts a halted broker again, on the same port and with the
+// same configuration (and, with persistence, what it saved).
+func (m *Mosquitto) Restart(ctx context.Context) error {
+	if _, exited := m.proc(); !isClosed(exited) {
+		return errors.New("mosquitto: Restart while it runs")
+	}
+	return m.launch(ctx)
+}
+
+func (m *Mosquitto) proc() (*exec.Cmd, chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd, m.exited
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitPort dials the port until it connects, the process exits, the context
@@ -131,9 +204,10 @@ func (m *Mosquitto) waitPort(ctx context.Context, timeout time.Duration) error {
 			_ = c.Close()
 			return nil
 		}
+		cmd, exited := m.proc()
 		select {
-		case <-m.exited:
-			return fmt.Errorf("mosquitto exited before listening (%v)", m.cmd.ProcessState)
+		case <-exited:
+			return fmt.Errorf("mosquitto exited before listening (%v)", cmd.ProcessState)
 		case <-ctx.Done():
 			return fmt.Errorf("mosquitto not listening on %s: %w", m.Address, ctx.Err())
 		case <-tick.C:
@@ -145,14 +219,14 @@ func (m *Mosquitto) waitPort(ctx context.Context, timeout time.Duration) error {
 // it and removes its directory. It is safe to call more than once.
 func (m *Mosquitto) Stop() error {
 	m.stopOnce.Do(func() {
-		if m.cmd.Process != nil {
-			_ = m.cmd.Process.Signal(syscall.SIGTERM)
+		if cmd, exited := m.proc(); cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-m.exited:
+			case <-exited:
 			case <-time.After(10 * time.Second):
-				_ = m.cmd.Process.Kill()
+				_ = cmd.Process.Kill()
 				select {
-				case <-m.exited:
+				case <-exited:
 				case <-time.After(10 * time.Second):
 					m.stopErr = errors.New("mosquitto did not exit after SIGKILL")
 				}
@@ -201,4 +275,7 @@ func (t *tailBufferMQ) String() string {
 }
 
 // Pid is the broker process's ID, for measuring what it costs.
-func (m *Mosquitto) Pid() int { return m.cmd.Process.Pid }
+func (m *Mosquitto) Pid() int {
+	cmd, _ := m.proc()
+	return cmd.Process.Pid
+}

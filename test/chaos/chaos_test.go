@@ -9,7 +9,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,13 +35,33 @@ type config struct {
 	// replicas of the manager (CHAOS_REPLICAS): with two, the leader is
 	// killed and the standby takes over.
 	replicas int
+	// faults (CHAOS_FAULTS) are injected besides the kills, repeat times
+	// each (CHAOS_FAULT_REPEAT); see faultTable.
+	faults []string
+	repeat int
+	// lease is the managers' lease duration, renew deadline and retry
+	// period (CHAOS_LEASE=15s,10s,2s); empty keeps cmd/manager's defaults.
+	lease []string
+}
+
+// leaseFlags are the managers' --leader-elect-* flags for c.lease.
+func (c config) leaseFlags() []string {
+	var out []string
+	for i, name := range []string{"--leader-elect-lease-duration", "--leader-elect-renew-deadline", "--leader-elect-retry-period"} {
+		if i < len(c.lease) {
+			out = append(out, name, c.lease[i])
+		}
+	}
+	return out
 }
 
 func configFromEnv(t *testing.T) config {
 	c := config{seed: time.Now().UnixNano(), kills: 3, devices: 2000,
 		dir:   os.Getenv("CHAOS_DIR"),
-		waves: []int32{10, 50, 100}, replicas: 1}
-	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices, "CHAOS_REPLICAS": &c.replicas} {
+		waves: []int32{10, 50, 100}, replicas: 1, repeat: 1}
+	c.faultsFromEnv(t)
+	for name, dst := range map[string]*int{"CHAOS_KILLS": &c.kills, "CHAOS_DEVICES": &c.devices, "CHAOS_REPLICAS": &c.replicas,
+		"CHAOS_FAULT_REPEAT": &c.repeat} {
 		if v := os.Getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -48,19 +70,16 @@ func configFromEnv(t *testing.T) config {
 			*dst = n
 		}
 	}
+	if slices.Contains(c.faults, "replicas") {
+		// Leader kills with a standby: the kills of the run.
+		c.replicas = max(c.replicas, 2)
+		c.kills += c.repeat
+	}
 	if c.replicas < 1 {
 		t.Fatalf("CHAOS_REPLICAS=%d: at least one manager", c.replicas)
 	}
-	if v := os.Getenv("CHAOS_WAVES"); v != "" {
-		c.waves = nil
-		for _, p := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(p))
-			if err != nil || n < 1 || n > 100 {
-				t.Fatalf("CHAOS_WAVES=%q: want cumulative percentages such as 10,50,100", v)
-			}
-			c.waves = append(c.waves, int32(n))
-		}
-	}
+	c.leaseFromEnv(t)
+	c.wavesFromEnv(t)
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -69,6 +88,52 @@ func configFromEnv(t *testing.T) config {
 		c.seed = n
 	}
 	return c
+}
+
+// faultsFromEnv reads CHAOS_FAULTS. Unset (make test), the run adds one
+// restart of a persistent broker to its kills: it costs a second and
+// checks that such a broker loses nothing. Set, the run kills the manager
+// only when CHAOS_KILLS asks to.
+func (c *config) faultsFromEnv(t *testing.T) {
+	faults, set := os.LookupEnv("CHAOS_FAULTS")
+	if !set {
+		faults = "broker-persist"
+	}
+	var err error
+	if c.faults, err = parseFaults(faults); err != nil {
+		t.Fatalf("CHAOS_FAULTS: %v", err)
+	}
+	if set && len(c.faults) > 0 {
+		c.kills = 0
+	}
+}
+
+func (c *config) leaseFromEnv(t *testing.T) {
+	v := os.Getenv("CHAOS_LEASE")
+	if v == "" {
+		return
+	}
+	for _, d := range strings.Split(v, ",") {
+		if _, err := time.ParseDuration(d); err != nil {
+			t.Fatalf("CHAOS_LEASE=%q: want lease duration, renew deadline and retry period, such as 15s,10s,2s", v)
+		}
+		c.lease = append(c.lease, d)
+	}
+}
+
+func (c *config) wavesFromEnv(t *testing.T) {
+	v := os.Getenv("CHAOS_WAVES")
+	if v == "" {
+		return
+	}
+	c.waves = nil
+	for _, p := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > 100 {
+			t.Fatalf("CHAOS_WAVES=%q: want cumulative percentages such as 10,50,100", v)
+		}
+		c.waves = append(c.waves, int32(n))
+	}
 }
 
 // TestManagerSIGKILL rolls firmware out to the fleet again and again while
@@ -82,16 +147,17 @@ func TestManagerSIGKILL(t *testing.T) {
 	}
 	cfg := configFromEnv(t)
 	ctrllog.SetLogger(logr.Discard()) // the manager logs to its own file
-	t.Logf("chaos seed %d (CHAOS_SEED=%d reproduces the kill schedule and the device failures), %d kills, %d devices",
-		cfg.seed, cfg.seed, cfg.kills, cfg.devices)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute+time.Duration(cfg.kills)*time.Minute)
+	t.Logf("chaos seed %d (CHAOS_SEED=%d reproduces the kill schedule and the device failures), %d kills, faults %v, %d devices",
+		cfg.seed, cfg.seed, cfg.kills, cfg.faults, cfg.devices)
+	ctx, cancel := context.WithTimeout(context.Background(),
+		15*time.Minute+time.Duration(cfg.kills+len(cfg.faults)*cfg.repeat)*time.Minute)
 	defer cancel()
 	began := time.Now()
-	r := startRig(ctx, t, cfg.dir, cfg.replicas)
+	r := startRig(ctx, t, cfg)
 	r.createProduct(ctx)
 	sim := r.startSimulator(ctx, cfg.devices, cfg.seed)
 	w := startWatch(ctx, r.c)
-	k := newKiller(r, cfg.seed, cfg.kills, cfg.devices)
+	k := newKiller(r, cfg)
 	kctx, stopKiller := context.WithCancel(ctx)
 	go k.run(kctx)
 	rounds, rolloutErr := r.rollouts(ctx, k, cfg)
@@ -100,15 +166,16 @@ func TestManagerSIGKILL(t *testing.T) {
 	if _, ok := rolloutErr.(stalled); rolloutErr != nil && !ok {
 		t.Fatalf("rollout %d: %v", rounds, rolloutErr)
 	}
-	kills, err := k.result()
+	kills, faults, err := k.result()
 	if err != nil {
 		t.Fatalf("the killer: %v", err)
 	}
 	if _, _, err := r.waitLeader(ctx, cfg.devices, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	rep := report{seed: cfg.seed, kills: kills, devices: cfg.devices, replicas: cfg.replicas, rounds: rounds}
-	rep.f, rep.backwards, rep.polls = r.finalCheck(ctx, t, w, sim)
+	rep := report{seed: cfg.seed, kills: kills, faults: faults, restarts: r.restartList(), devices: cfg.devices,
+		replicas: cfg.replicas, rounds: rounds, expectRestarts: slices.Contains(cfg.faults, "apiserver")}
+	rep.f, rep.backwards, rep.polls = r.finalCheck(ctx, t, w, sim, lossyWindows(faults))
 	if rolloutErr != nil {
 		rep.f.add(kindRollout, "rollout %d: %v", rounds, rolloutErr)
 	}
@@ -117,20 +184,33 @@ func TestManagerSIGKILL(t *testing.T) {
 	verdict(t, rep)
 }
 
-// verdict fails on any mismatch.
+// verdict fails on any mismatch, and on managers that exited by
+// themselves unless an API server outage explains it (a leader that cannot
+// renew its lease exits).
 func verdict(t *testing.T, rep report) {
 	if rep.mismatches() > 0 || len(rep.backwards) > 0 {
 		t.Errorf("%d mismatches (%d devices lost, %d re-flashed, %d double-counted, %d stuck tasks, %d counters backwards)",
 			rep.mismatches(), len(rep.f.lost), len(rep.f.reflashed), rep.f.double, rep.f.stuck, len(rep.backwards))
 	}
+	if len(rep.restarts) > 0 && !rep.expectRestarts {
+		t.Errorf("%d manager processes exited by themselves", len(rep.restarts))
+	}
 }
 
 // rollouts rolls version 2.0.0, 3.0.0, ... out to the whole fleet, one
-// batch after the other, until the killer has killed enough times. It
-// returns how many rollouts it started.
+// batch after the other, until the killer has done its plan and every
+// upload fault was injected (one a rollout). It returns how many rollouts
+// it started.
 func (r *rig) rollouts(ctx context.Context, k *killer, cfg config) (int, error) {
+	uploads := uploadFaults(cfg)
 	for round := 1; ; round++ {
-		fw, err := r.pushFirmware(ctx, fmt.Sprintf("%d.0.0", round+1))
+		var upload *uploadFault
+		if len(uploads) > 0 {
+			upload = &uploadFault{fault: uploads[0], round: round, k: k,
+				delay: time.Duration(rand.New(rand.NewPCG(uint64(cfg.seed), uint64(round))).Int64N(int64(5 * time.Second)))}
+			uploads = uploads[1:]
+		}
+		fw, err := r.pushFirmware(ctx, fmt.Sprintf("%d.0.0", round+1), upload)
 		if err != nil {
 			return round - 1, err
 		}
@@ -142,10 +222,24 @@ func (r *rig) rollouts(ctx context.Context, k *killer, cfg config) (int, error) 
 		k.round.Store(int32(round))
 		err = r.waitBatch(ctx, ub, k)
 		k.round.Store(0)
-		if err != nil || k.finished() {
+		if err != nil || (k.finished() && len(uploads) == 0) {
 			return round, err
 		}
 	}
+}
+
+// uploadFaults are the run's faults injected during uploads, each repeat
+// times.
+func uploadFaults(cfg config) []fault {
+	var out []fault
+	for _, name := range cfg.faults {
+		if f, _ := faultNamed(name); f.upload {
+			for range cfg.repeat {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // waitBatch waits until the batch finishes. It gives up once three minutes
@@ -170,7 +264,7 @@ func (r *rig) waitBatch(ctx context.Context, ub *otav1.UpgradeBatch, k *killer) 
 // operator's records against the devices' until they agree or a minute
 // passes (slices are written within a flush window, the Product's summary
 // every 10 s).
-func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simulator) (*findings, []string, int) {
+func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simulator, lossy []window) (*findings, []string, int) {
 	backwards, polls := w.stop()
 	devices, sum, err := sim.stop()
 	if err != nil {
@@ -183,7 +277,7 @@ func (r *rig) finalCheck(ctx context.Context, t *testing.T, w *watch, sim *simul
 		if err != nil {
 			return false, nil // the API server answers again within the minute, or the check says what is missing
 		}
-		f = check(s, devices, sum)
+		f = check(s, devices, sum, lossy...)
 		return f.count() == 0, nil
 	})
 	if f == nil {

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,35 @@ func TestCheckNamesEveryDisagreement(t *testing.T) {
 	}
 }
 
+// A failure report sent while a broker without persistence was down may
+// leave its task timed out, and a lost inform the inventory on the version
+// before; nothing else, and nowhere else.
+func TestCheckExplainsOnlyLossInALossyWindow(t *testing.T) {
+	at := time.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC)
+	lossy := window{from: at.Add(-time.Second), to: at.Add(2 * time.Second)}
+	for _, tc := range []struct {
+		name      string
+		windows   []window
+		explained int
+		problems  int
+	}{{"in the window", []window{lossy}, 2, 0}, {"without a window", nil, 0, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, devices := agreeing()
+			devices[1].History[2].Reported = at // b's last failure report
+			s.tasks["to-2.0.0"][0].Tasks[1].State, s.tasks["to-2.0.0"][0].Tasks[1].Reason = otav1.TaskTimedOut, ""
+			s.batches[0].Status.Counts.Failed, s.batches[0].Status.Counts.TimedOut = 0, 1
+			s.batches[0].Status.FailureReasons = nil
+			devices[2].History[0].Reported = at // c's inform of 2.0.0
+			s.devices[0].Devices[2].Modules[0].Version = "1.0.0"
+			s.product.Status.Modules[0].Versions = []otav1.VersionCount{{Version: "2.0.0", Devices: 1}, {Version: "1.0.0", Devices: 2}}
+			f := check(s, devices, devicesim.Summary{}, tc.windows...)
+			if len(f.explained) != tc.explained || f.count() < tc.problems || (tc.problems == 0 && f.count() != 0) {
+				t.Fatalf("explained %q, problems %v", f.explained, f.problems)
+			}
+		})
+	}
+}
+
 func TestWatchSeesCountersGoBackwards(t *testing.T) {
 	w := &watch{last: map[string]map[string]int64{}}
 	ub := otav1.UpgradeBatch{}
@@ -147,3 +177,35 @@ func TestParseMetrics(t *testing.T) {
 }
 
 func secondsOf(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// The run's shape from the environment: make test's default adds a
+// persistent broker's restart to its kills, a fault run kills nothing
+// unless asked to, and replicas means leader kills with a standby.
+func TestConfigFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env             map[string]string
+		faults          string
+		kills, replicas int
+		lease           string
+	}{
+		{nil, "broker-persist", 3, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": ""}, "", 3, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": "minio,apiserver"}, "minio,apiserver", 0, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": "minio", "CHAOS_KILLS": "5"}, "minio", 5, 1, ""},
+		{map[string]string{"CHAOS_FAULTS": "replicas", "CHAOS_FAULT_REPEAT": "4", "CHAOS_LEASE": "6s,4s,1s"}, "replicas", 4, 2,
+			"--leader-elect-lease-duration 6s --leader-elect-renew-deadline 4s --leader-elect-retry-period 1s"},
+	} {
+		for _, name := range []string{"CHAOS_FAULTS", "CHAOS_KILLS", "CHAOS_FAULT_REPEAT", "CHAOS_LEASE", "CHAOS_REPLICAS"} {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		c := configFromEnv(t)
+		if got := strings.Join(c.faults, ","); got != tc.faults || c.kills != tc.kills || c.replicas != tc.replicas ||
+			strings.Join(c.leaseFlags(), " ") != tc.lease {
+			t.Errorf("%v: faults %q, %d kills, %d replicas, lease %q", tc.env, got, c.kills, c.replicas, c.leaseFlags())
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -21,6 +22,25 @@ type findings struct {
 	repushed  int                 // attempts devices made that no task counts
 	stuck     int                 // tasks still QUEUED, NOTIFIED or IN_PROGRESS at the end
 	problems  map[string][]string // every mismatch, one line each, by kind
+	// lossy are the windows in which a broker without persistence may
+	// lose what devices report; explained are the disagreements such a
+	// loss accounts for, and nothing else does (not mismatches).
+	lossy     []window
+	explained []string
+}
+
+// window is a span of time: a broker outage, from its start until the
+// leader's gateway subscribed again.
+type window struct{ from, to time.Time }
+
+// lossyAt: a report sent at t fell in one of the lossy windows.
+func (f *findings) lossyAt(t time.Time) bool {
+	for _, w := range f.lossy {
+		if !t.Before(w.from) && !t.After(w.to) {
+			return true
+		}
+	}
+	return false
 }
 
 // Kinds of mismatch, in the order the report lists them.
@@ -121,14 +141,16 @@ func readProductSnapshot(ctx context.Context, c client.Client, ns, productKey, p
 	return s, c.Get(ctx, client.ObjectKey{Namespace: ns, Name: product}, &s.product)
 }
 
-// check compares the snapshot with the devices' record, exactly.
-func check(s *snapshot, devices []devicesim.DeviceStatus, sum devicesim.Summary) *findings {
+// check compares the snapshot with the devices' record, exactly; a report
+// sent in a lossy window may be missing in the one way its loss explains.
+func check(s *snapshot, devices []devicesim.DeviceStatus, sum devicesim.Summary, lossy ...window) *findings {
 	f := newFindings()
+	f.lossy = lossy
 	for i := range s.batches {
 		checkBatch(f, &s.batches[i], s.tasks[s.batches[i].Name], devices)
 	}
-	checkInventory(f, s.devices, devices)
-	checkProduct(f, &s.product, devices)
+	versions := checkInventory(f, s.devices, devices)
+	checkProduct(f, &s.product, versions)
 	checkReflashes(f, devices)
 	if sum.InvalidReceived != 0 || sum.ContractViolations != 0 {
 		f.add(kindContract, "devices received %d invalid messages and %d contract violations %v", sum.InvalidReceived,
@@ -199,13 +221,19 @@ func checkTask(f *findings, batch string, d devicesim.DeviceStatus, attempts []d
 	case task.State.Active():
 		f.lost[d.Name] = true
 		f.add(kindStuck, "%s %s: task still %s; the device ended %s", batch, d.Name, task.State, last.Outcome)
+	case task.State != want.state && task.State == otav1.TaskTimedOut && f.lossyAt(last.Reported):
+		// The report that ended the attempt was lost with the broker's
+		// state: the task could only time out.
+		f.explained = append(f.explained, fmt.Sprintf("%s %s: task TIMED_OUT; the device ended %s with a report sent at %s",
+			batch, d.Name, last.Outcome, last.Reported.Format("15:04:05.000")))
+		want = taskWant{task.State, task.Reason}
 	case task.State != want.state || task.Reason != want.reason:
 		f.lost[d.Name] = true
 		f.add(kindLost, "%s %s: task %s %q; the device ended %s", batch, d.Name, task.State, task.Reason, last.Outcome)
 	}
 	if ok && int(task.Attempt) != len(attempts) {
 		f.repushed += max(0, len(attempts)-int(task.Attempt))
-		f.add(kindRepush, "%s %s: task at attempt %d; the device made %d attempts", batch, d.Name, task.Attempt, len(attempts))
+		f.add(kindRepush, "%s %s: task at attempt %d; the device made %d attempts %+v; task %+v", batch, d.Name, task.Attempt, len(attempts), attempts, task)
 	}
 	return want
 }
@@ -242,8 +270,9 @@ func checkCounts(f *findings, ub *otav1.UpgradeBatch, want otav1.TaskCounts, rea
 }
 
 // checkInventory: the DeviceSlices hold every device once, on the version
-// it runs.
-func checkInventory(f *findings, slices []otav1.DeviceSlice, devices []devicesim.DeviceStatus) {
+// it runs, or on the one it ran before when the inform of its last flash
+// was sent in a lossy window. It returns each device's version as checked.
+func checkInventory(f *findings, slices []otav1.DeviceSlice, devices []devicesim.DeviceStatus) map[string]string {
 	inv := map[string]string{}
 	for _, s := range slices {
 		for _, rec := range s.Devices {
@@ -254,15 +283,41 @@ func checkInventory(f *findings, slices []otav1.DeviceSlice, devices []devicesim
 			inv[rec.Name] = moduleVersion(rec.Modules)
 		}
 	}
+	versions := map[string]string{}
 	for _, d := range devices {
-		if got, want := inv[d.Name], d.Versions[otav1.DefaultModule]; got != want {
-			f.lost[d.Name] = true
-			f.add(kindInventory, "inventory: %s on %q; the device runs %q", d.Name, got, want)
+		got, want := inv[d.Name], d.Versions[otav1.DefaultModule]
+		versions[d.Name] = want
+		if got == want {
+			continue
 		}
+		if before, at := lastFlash(d); f.lossyAt(at) && got == before {
+			f.explained = append(f.explained, fmt.Sprintf("inventory: %s on %q; the device runs %q since an inform sent at %s",
+				d.Name, got, want, at.Format("15:04:05.000")))
+			versions[d.Name] = got
+			continue
+		}
+		f.lost[d.Name] = true
+		f.add(kindInventory, "inventory: %s on %q; the device runs %q", d.Name, got, want)
 	}
 	if len(inv) != len(devices) {
 		f.add(kindInventory, "inventory: %d devices; the fleet has %d", len(inv), len(devices))
 	}
+	return versions
+}
+
+// initialVersion is what devicesim's devices run before any upgrade.
+const initialVersion = "1.0.0"
+
+// lastFlash returns the version a device ran before its last flash of the
+// default module, and when it reported that flash.
+func lastFlash(d devicesim.DeviceStatus) (before string, at time.Time) {
+	before, current := initialVersion, initialVersion
+	for _, a := range d.History {
+		if a.Flashed && a.Module == otav1.DefaultModule {
+			before, current, at = current, a.Version, a.Reported
+		}
+	}
+	return before, at
 }
 
 func moduleVersion(mvs []otav1.ModuleVersion) string {
@@ -274,11 +329,12 @@ func moduleVersion(mvs []otav1.ModuleVersion) string {
 	return ""
 }
 
-// checkProduct: the Product's version distribution is the devices'.
-func checkProduct(f *findings, p *otav1.Product, devices []devicesim.DeviceStatus) {
+// checkProduct: the Product's version distribution is the devices' (as
+// checkInventory accepted them).
+func checkProduct(f *findings, p *otav1.Product, versions map[string]string) {
 	want := map[string]int64{}
-	for _, d := range devices {
-		want[d.Versions[otav1.DefaultModule]]++
+	for _, v := range versions {
+		want[v]++
 	}
 	got := map[string]int64{}
 	for _, m := range p.Status.Modules {
@@ -288,8 +344,8 @@ func checkProduct(f *findings, p *otav1.Product, devices []devicesim.DeviceStatu
 			}
 		}
 	}
-	if p.Status.Devices != int64(len(devices)) || !maps.Equal(got, want) {
-		f.add(kindProduct, "Product: %d devices, versions %v; the devices say %d, %v", p.Status.Devices, got, len(devices), want)
+	if p.Status.Devices != int64(len(versions)) || !maps.Equal(got, want) {
+		f.add(kindProduct, "Product: %d devices, versions %v; the devices say %d, %v", p.Status.Devices, got, len(versions), want)
 	}
 }
 

@@ -17,6 +17,7 @@ type managerMetrics struct {
 	connected bool    // otafleet_mqtt_connected: connected and subscribed
 	devices   float64 // otafleet_fleet_devices: the inventory the engine rebuilt
 	pushes    float64 // otafleet_fleet_pushes_total{result="sent"}
+	connects  float64 // otafleet_mqtt_connects_total: reconnections included
 	cpu       float64 // process_cpu_seconds_total
 	heap      float64 // go_memstats_heap_inuse_bytes
 }
@@ -61,14 +62,16 @@ func parseMetrics(r io.Reader) (managerMetrics, error) {
 		switch series {
 		case "otafleet_mqtt_connected":
 			m.connected = v >= 1
-		case "otafleet_fleet_devices":
-			m.devices = v
-		case `otafleet_fleet_pushes_total{result="sent"}`:
-			m.pushes = v
 		case "process_cpu_seconds_total":
 			m.cpu = v
 		case "go_memstats_heap_inuse_bytes":
 			m.heap = v
+		case "otafleet_fleet_devices":
+			m.devices = v
+		case `otafleet_fleet_pushes_total{result="sent"}`:
+			m.pushes = v
+		case "otafleet_mqtt_connects_total":
+			m.connects = v
 		}
 	}
 	return m, sc.Err()

@@ -10,15 +10,19 @@ import (
 
 // report is one run's result, as the table prints it.
 type report struct {
-	seed      int64
-	kills     []kill
-	devices   int
-	replicas  int
-	rounds    int
-	f         *findings
-	backwards []string
-	polls     int
-	took      time.Duration
+	seed     int64
+	kills    []kill
+	faults   []faultRun
+	restarts []restart // manager processes that exited by themselves
+	// expectRestarts: an API server outage may make a leader exit.
+	expectRestarts bool
+	devices        int
+	replicas       int
+	rounds         int
+	f              *findings
+	backwards      []string
+	polls          int
+	took           time.Duration
 }
 
 // mismatches counts every disagreement: the exact check's and every
@@ -38,7 +42,7 @@ func (r report) table() string {
 			pushed = append(pushed, k.firstPush)
 		}
 	}
-	fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", r.seed, len(r.kills), 0,
+	fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", r.seed, len(r.kills), len(r.faults),
 		r.devices, r.replicas, r.rounds, len(r.f.lost), r.f.double, len(r.f.reflashed), r.f.repushed, r.f.stuck,
 		len(r.backwards), r.mismatches(), percentile(recovered, 50), percentile(recovered, 99),
 		percentile(pushed, 50), percentile(pushed, 99))
@@ -65,7 +69,30 @@ func (r report) details() string {
 			i+1, k.round, k.at.Format("15:04:05.000"), k.recover.Round(time.Millisecond), k.firstPush.Round(time.Millisecond)))
 	}
 	fmt.Fprintf(&b, "kills:\n%s\n", firstFew(kills, 20))
+	if len(r.faults) > 0 {
+		fmt.Fprintf(&b, "faults:\n%s\n", strings.Join(r.faultLines(), "\n"))
+	}
+	if len(r.f.explained) > 0 {
+		fmt.Fprintf(&b, "reports lost with a broker's state, not mismatches (%d):\n%s\n", len(r.f.explained), firstFew(r.f.explained, 20))
+	}
+	if len(r.restarts) > 0 {
+		var lines []string
+		for _, x := range r.restarts {
+			lines = append(lines, fmt.Sprintf("replica %d exited by itself at %s (%v); restarted", x.replica, x.at.Format("15:04:05.000"), x.err))
+		}
+		fmt.Fprintf(&b, "manager restarts:\n%s\n", firstFew(lines, 20))
+	}
 	return b.String()
+}
+
+// faultLines describe each fault injected and how the system came back.
+func (r report) faultLines() []string {
+	var out []string
+	for _, f := range r.faults {
+		out = append(out, fmt.Sprintf("%s in rollout %d at %s: servers back after %s, the leader working after %s; %s", f.name, f.round,
+			f.at.Format("15:04:05.000"), f.down.Round(100*time.Millisecond), f.back.Round(100*time.Millisecond), f.note))
+	}
+	return out
 }
 
 // percentile is the nearest-rank percentile of durations.

@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,28 +39,36 @@ type rig struct {
 	kubeconfig string
 	dlAddr     string
 	download   *proc
-	managers   []*proc  // one per replica, the current process of each
-	metrics    []string // each replica's metrics address, the same across restarts
-	starts     int      // manager processes started
+	devices    int      // the fleet's size
+	leaseFlags []string // the managers' --leader-elect-* flags (CHAOS_LEASE)
 	// managerArgs are added to every manager's flags (product Leases), and
 	// replicaArgs(i) to replica i's.
 	managerArgs []string
 	replicaArgs func(i int) []string
+	metrics    []string // each replica's metrics address, the same across restarts
+
+	mu       sync.Mutex // guards what follows: the killer and the supervisor replace processes
+	managers []*proc    // one per replica, the current process of each
+	starts   int        // manager processes started
+	restarts []restart  // processes that exited by themselves
+	// nextStart is when the supervisor may restart each replica again.
+	nextStart []time.Time
 }
 
 // startRig builds the binaries and starts the servers, the download
 // service and the replicas of the manager, with logs in dir (a temporary
 // directory when empty). Everything is stopped when the test ends.
-func startRig(ctx context.Context, t *testing.T, dir string, replicas int) *rig {
-	r := startServers(ctx, t, dir)
-	r.startManagers(ctx, replicas)
-	t.Logf("%d manager(s) up; logs in %s", replicas, r.dir)
+func startRig(ctx context.Context, t *testing.T, cfg config) *rig {
+	r := startServers(ctx, t, cfg.dir, slices.Contains(cfg.faults, "broker-persist"))
+	r.devices, r.leaseFlags = cfg.devices, cfg.leaseFlags()
+	r.startManagers(ctx, cfg.replicas)
+	t.Logf("%d manager(s) up; logs in %s", cfg.replicas, r.dir)
 	return r
 }
 
-// startServers builds the binaries and starts the servers and the
-// download service; no manager yet.
-func startServers(ctx context.Context, t *testing.T, dir string) *rig {
+// startServers builds the binaries and starts the servers (Mosquitto with
+// persistence when persist) and the download service; no manager yet.
+func startServers(ctx context.Context, t *testing.T, dir string, persist bool) *rig {
 	r := &rig{t: t, dir: dir}
 	if dir == "" {
 		r.dir = t.TempDir()
@@ -80,7 +90,7 @@ func startServers(ctx context.Context, t *testing.T, dir string) *rig {
 	if err := r.cp.WriteKubeconfig(r.kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	if r.broker, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{}); err != nil {
+	if r.broker, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{Persistence: persist}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.broker.Stop() })

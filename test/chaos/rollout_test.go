@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -155,13 +157,15 @@ func (s *simulator) stop() ([]devicesim.DeviceStatus, devicesim.Summary, error) 
 
 // pushFirmware creates the Firmware of version and uploads an image through
 // the pre-signed URL the manager publishes, as `kubectl ota firmware push`
-// does, then waits until it is Ready. The manager may be down meanwhile.
-func (r *rig) pushFirmware(ctx context.Context, version string) (*otav1.Firmware, error) {
-	return r.pushProductFirmware(ctx, ns, product, version)
+// does, then waits until it is Ready with the image's digest. The manager
+// may be down meanwhile; upload, when set, is a fault injected right after
+// the upload.
+func (r *rig) pushFirmware(ctx context.Context, version string, upload *uploadFault) (*otav1.Firmware, error) {
+	return r.pushProductFirmware(ctx, ns, product, version, upload)
 }
 
 // pushProductFirmware is pushFirmware for the Product product in namespace.
-func (r *rig) pushProductFirmware(ctx context.Context, namespace, product, version string) (*otav1.Firmware, error) {
+func (r *rig) pushProductFirmware(ctx context.Context, namespace, product, version string, upload *uploadFault) (*otav1.Firmware, error) {
 	fw := &otav1.Firmware{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: product + "-" + version}, Spec: otav1.FirmwareSpec{
 		Product: product, Version: version, SignMethod: otav1.SignMethodSHA256, VerificationRequired: ptr.To(false),
 		Source: otav1.FirmwareSource{Upload: &otav1.UploadSource{}}}}
@@ -189,11 +193,20 @@ func (r *rig) pushProductFirmware(ctx context.Context, namespace, product, versi
 	if resp.StatusCode/100 != 2 {
 		return nil, fmt.Errorf("uploading %s: %s", fw.Name, resp.Status)
 	}
+	want := sha256.Sum256(image)
+	if upload != nil {
+		if err := r.injectDuringUpload(ctx, upload, fw, hex.EncodeToString(want[:])); err != nil {
+			return nil, err
+		}
+	}
 	err = lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
 		return r.c.Get(ctx, key, fw) == nil && apimeta.IsStatusConditionTrue(fw.Status.Conditions, otav1.ConditionReady), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s never became Ready: %w", fw.Name, err)
+	}
+	if a := fw.Status.Artifact; a == nil || a.SHA256 != hex.EncodeToString(want[:]) || a.Size != int64(len(image)) {
+		return nil, fmt.Errorf("%s is Ready with artifact %+v; the image uploaded has sha256 %x and %d bytes", fw.Name, a, want, len(image))
 	}
 	return fw, nil
 }

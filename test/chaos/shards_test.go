@@ -44,7 +44,7 @@ func TestReplicasShareProducts(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	r := startServers(ctx, t, os.Getenv("CHAOS_DIR"))
+	r := startServers(ctx, t, os.Getenv("CHAOS_DIR"), false)
 	r.managerArgs = []string{"--product-leases", "--product-lease-duration", "6s", "--product-lease-retry-period", "500ms"}
 	app := r.withAppAPI(ctx)
 	for range 3 {
@@ -53,7 +53,7 @@ func TestReplicasShareProducts(t *testing.T) {
 	lines := r.startLines(ctx, products, devices, seed)
 	r.waitBalanced(ctx, products, 3)
 	for _, l := range lines {
-		fw, err := r.pushProductFirmware(ctx, l.ns, l.product, "2.0.0")
+		fw, err := r.pushProductFirmware(ctx, l.ns, l.product, "2.0.0", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
