@@ -45,7 +45,7 @@ type rig struct {
 	// replicaArgs(i) to replica i's.
 	managerArgs []string
 	replicaArgs func(i int) []string
-	metrics    []string // each replica's metrics address, the same across restarts
+	metrics     []string // each replica's metrics address, the same across restarts
 
 	mu       sync.Mutex // guards what follows: the killer and the supervisor replace processes
 	managers []*proc    // one per replica, the current process of each
