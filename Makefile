@@ -102,11 +102,7 @@ BENCH_DEVICES ?= 10000
 BENCH_BROKER ?=
 
 .PHONY: bench
-<<<<<<< HEAD
-bench: test-env ## Run the hot-path micro-benchmarks, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate), then the multi-replica variant; prints figures.
-=======
-bench: test-env ## Run the hot-path micro-benchmarks, the simulator alone, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate); prints figures.
->>>>>>> h-sim
+bench: test-env ## Run the hot-path micro-benchmarks, the simulator alone, then fleet rollouts of BENCH_DEVICES devices (BENCH_RUNS: instant,downloads,separate), then the multi-replica variant; prints figures.
 	eval "$$(hack/setup-test-env.sh all)" && go test -run '^$$' -bench . -benchmem $(BENCH_FLAGS) ./internal/...
 	eval "$$(hack/setup-test-env.sh all)" && BENCH_DEVICES=$(BENCH_DEVICES) BENCH_BROKER=$(BENCH_BROKER) BENCH_RUNS=$(BENCH_RUNS) go test -run '^$$' -bench . -benchtime=1x -timeout 30m ./test/bench/
 	$(MAKE) bench-replicas
