@@ -95,7 +95,7 @@ func rollout(b *testing.B, v variant) {
 		must(b, putDeviceList(ctx, l, ns+"/devices.txt", "dev-", n))
 	}
 	// Let the inventory writes of the boot settle so they are not counted.
-	must(b, lab.Poll(ctx, 3*time.Minute, func() (bool, error) {
+	must(b, lab.Poll(ctx, scaled(3*time.Minute, n), func() (bool, error) {
 		inv, ok := l.Parts.Engine.Inventory(pk)
 		return ok && inv.Devices >= int64(n), nil
 	}))
@@ -137,7 +137,7 @@ func rollout(b *testing.B, v variant) {
 	var statusSeen percentTimes
 	var mid uint64 // live heap halfway: every task is still held
 	last := time.Now()
-	must(b, l.WaitBatch(ctx, ub, 10*time.Minute, func(u *otav1.UpgradeBatch) bool {
+	must(b, l.WaitBatch(ctx, ub, scaled(10*time.Minute, n), func(u *otav1.UpgradeBatch) bool {
 		return u.Status.Phase == otav1.BatchCompleted && u.Status.Counts.Succeeded == int64(n)
 	}, func(u *otav1.UpgradeBatch) {
 		statusSeen.mark(u.Status.Counts.Succeeded, n, time.Now())
@@ -280,6 +280,13 @@ func (r *report) printFloors(w *strings.Builder, floor time.Duration) {
 	}
 	fmt.Fprintf(w, "  broker raw publish rate                 %.0f messages/s (QoS 1, 300 B, 64 in flight)\n", r.rawRate)
 	fmt.Fprintf(w, "  rollout / max(floors)                   %.2f\n", secs/floor.Seconds())
+}
+
+// scaled is a deadline of d per 100,000 devices, and at least d: at a
+// million devices the operator takes its reports in at a few thousand a
+// second, so a fixed deadline fails the run, not the operator.
+func scaled(d time.Duration, devices int) time.Duration {
+	return max(d, d*time.Duration(devices)/100_000)
 }
 
 // profile writes a CPU profile of the rollout (not of the floors) to
