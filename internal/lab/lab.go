@@ -38,11 +38,12 @@ type Options struct {
 	DownloadHost string
 	// Mosquitto runs Mosquitto (a separate process) instead of the embedded
 	// Mochi broker; the benchmarks use it to keep the broker's cost out of
-	// the measured process. BrokerAddress and BrokerQueue do not apply.
+	// the measured process. BrokerAddress does not apply.
 	Mosquitto bool
-	// BrokerQueue is the embedded broker's per-client outbound queue; the
-	// operator's session must hold a whole fleet's burst (Mochi drops
-	// beyond it). Zero is Mochi's lab default, 16384.
+	// BrokerQueue is the broker's per-client outbound queue; the
+	// operator's session must hold a whole fleet's burst (the broker drops
+	// beyond it). Zero is the lab default: 16384 for Mochi, 1,000,000 for
+	// Mosquitto.
 	BrokerQueue int32
 	// DataDir keeps MinIO's data there; empty uses a temporary directory.
 	DataDir string
@@ -207,7 +208,7 @@ func (l *Lab) RestartManager(ctx context.Context) error {
 
 func (l *Lab) startBroker(ctx context.Context, o Options) (err error) {
 	if o.Mosquitto {
-		if l.Mosquitto, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{}); err == nil {
+		if l.Mosquitto, err = testserver.StartMosquitto(ctx, testserver.MosquittoOptions{MaxQueued: int(o.BrokerQueue)}); err == nil {
 			l.BrokerURL = l.Mosquitto.URL
 		}
 		return err

@@ -29,6 +29,10 @@ type MosquittoOptions struct {
 	// every autosave_interval, 30 min by default): a SIGKILLed broker
 	// comes back with what the last save held.
 	Persistence bool
+	// MaxQueued is max_queued_messages, the messages the broker keeps for
+	// a session that does not take them fast enough (beyond, it drops
+	// them): default 1,000,000. A million devices' boot reports need more.
+	MaxQueued int
 }
 
 // Mosquitto is a running Mosquitto broker on loopback, anonymous access
@@ -88,7 +92,7 @@ func startMosquitto(ctx context.Context, bin string, opts MosquittoOptions) (*Mo
 		return nil, err
 	}
 	confPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confPath, []byte(mosquittoConf(port, dir, opts.Persistence)), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(mosquittoConf(port, dir, opts.Persistence, max(opts.MaxQueued, 1_000_000))), 0o644); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -113,15 +117,15 @@ func startMosquitto(ctx context.Context, bin string, opts MosquittoOptions) (*Mo
 // for a backend subscriber, which holds each report unacknowledged until
 // it is written (docs/brokers.md). Run as root, Mosquitto would drop to
 // the mosquitto user, which cannot write our temporary directory.
-func mosquittoConf(port int, dir string, persist bool) string {
+func mosquittoConf(port int, dir string, persist bool, queued int) string {
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 allow_anonymous true
 log_dest stderr
 log_type error
 log_type warning
-max_queued_messages 1000000
+max_queued_messages %d
 max_inflight_messages 20000
-`, port)
+`, port, queued)
 	if !persist {
 		return conf + "persistence false\n"
 	}
