@@ -65,9 +65,7 @@ type MinIO struct {
 	stopOnce sync.Once
 	stopErr  error
 
-	mu     sync.Mutex // guards cmd and exited, which Restart replaces
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc process
 }
 
 // StartMinIO starts a MinIO server built by hack/setup-test-env.sh and
@@ -93,7 +91,7 @@ func StartMinIO(ctx context.Context, opts MinIOOptions) (*MinIO, error) {
 }
 
 func startMinIO(ctx context.Context, bin string, opts MinIOOptions) (*MinIO, error) {
-	m := &MinIO{AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, DataDir: opts.DataDir, bin: bin,
+	m := &MinIO{proc: process{name: "minio"}, AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, DataDir: opts.DataDir, bin: bin,
 		logs: &tailBuffer{max: 8 << 10}, timeout: opts.ReadyTimeout}
 	if err := m.fillDefaults(opts); err != nil {
 		return nil, err
@@ -122,14 +120,9 @@ func (m *MinIO) launch(ctx context.Context) error {
 		"MINIO_UPDATE=off",
 	)
 	cmd.Stdout, cmd.Stderr = m.out, m.out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting minio: %w", err)
+	if err := m.proc.start(cmd); err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	m.mu.Lock()
-	m.cmd, m.exited = cmd, exited
-	m.mu.Unlock()
 	if err := m.waitReady(ctx, m.timeout); err != nil {
 		return fmt.Errorf("%w; minio output:\n%s", err, m.logs.String())
 	}
@@ -139,31 +132,16 @@ func (m *MinIO) launch(ctx context.Context) error {
 // Halt ends the server with sig and waits until it is gone, keeping its
 // data, addresses and credentials for Restart.
 func (m *MinIO) Halt(sig syscall.Signal) error {
-	cmd, exited := m.proc()
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("minio still runs 30 s after %s", sig)
-	}
+	return m.proc.halt(sig)
 }
 
 // Restart starts a halted server again on the same data, addresses and
 // credentials, and waits until it is ready.
 func (m *MinIO) Restart(ctx context.Context) error {
-	if _, exited := m.proc(); !isClosed(exited) {
-		return errors.New("minio: Restart while it runs")
+	if err := m.proc.halted(); err != nil {
+		return err
 	}
 	return m.launch(ctx)
-}
-
-func (m *MinIO) proc() (*exec.Cmd, chan struct{}) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cmd, m.exited
 }
 
 func (m *MinIO) fillDefaults(opts MinIOOptions) error {
@@ -211,7 +189,7 @@ func (m *MinIO) waitReady(ctx context.Context, timeout time.Duration) error {
 				return nil
 			}
 		}
-		cmd, exited := m.proc()
+		cmd, exited := m.proc.current()
 		select {
 		case <-exited:
 			return fmt.Errorf("minio exited before it was ready (%v)", cmd.ProcessState)
@@ -226,7 +204,7 @@ func (m *MinIO) waitReady(ctx context.Context, timeout time.Duration) error {
 // directory. It is safe to call more than once.
 func (m *MinIO) Stop() error {
 	m.stopOnce.Do(func() {
-		if cmd, exited := m.proc(); cmd != nil && cmd.Process != nil {
+		if cmd, exited := m.proc.current(); cmd != nil && cmd.Process != nil {
 			_ = cmd.Process.Kill()
 			select {
 			case <-exited:

@@ -51,9 +51,7 @@ type Mosquitto struct {
 	stopOnce sync.Once
 	stopErr  error
 
-	mu     sync.Mutex // guards cmd and exited, which Restart replaces
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc process
 }
 
 // StartMosquitto writes a configuration into a temporary directory, starts
@@ -96,7 +94,7 @@ func startMosquitto(ctx context.Context, bin string, opts MosquittoOptions) (*Mo
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	m := &Mosquitto{
+	m := &Mosquitto{proc: process{name: "mosquitto"},
 		Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, dir: dir,
 		bin: bin, confPath: confPath, timeout: opts.ReadyTimeout, logs: &tailBufferMQ{max: 8 << 10},
 	}
@@ -141,14 +139,9 @@ max_inflight_messages 20000
 func (m *Mosquitto) launch(ctx context.Context) error {
 	cmd := exec.Command(m.bin, "-c", m.confPath)
 	cmd.Stdout, cmd.Stderr = m.logs, m.logs
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting mosquitto: %w", err)
+	if err := m.proc.start(cmd); err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	m.mu.Lock()
-	m.cmd, m.exited = cmd, exited
-	m.mu.Unlock()
 	if err := m.waitPort(ctx, m.timeout); err != nil {
 		return fmt.Errorf("%w; mosquitto output:\n%s", err, m.logs.String())
 	}
@@ -159,40 +152,16 @@ func (m *Mosquitto) launch(ctx context.Context) error {
 // which saves persisted state) and waits until it is gone, keeping its
 // directory and port for Restart.
 func (m *Mosquitto) Halt(sig syscall.Signal) error {
-	cmd, exited := m.proc()
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("mosquitto still runs 30 s after %s", sig)
-	}
+	return m.proc.halt(sig)
 }
 
 // Restart starts a halted broker again, on the same port and with the
 // same configuration (and, with persistence, what it saved).
 func (m *Mosquitto) Restart(ctx context.Context) error {
-	if _, exited := m.proc(); !isClosed(exited) {
-		return errors.New("mosquitto: Restart while it runs")
+	if err := m.proc.halted(); err != nil {
+		return err
 	}
 	return m.launch(ctx)
-}
-
-func (m *Mosquitto) proc() (*exec.Cmd, chan struct{}) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cmd, m.exited
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // waitPort dials the port until it connects, the process exits, the context
@@ -208,7 +177,7 @@ func (m *Mosquitto) waitPort(ctx context.Context, timeout time.Duration) error {
 			_ = c.Close()
 			return nil
 		}
-		cmd, exited := m.proc()
+		cmd, exited := m.proc.current()
 		select {
 		case <-exited:
 			return fmt.Errorf("mosquitto exited before listening (%v)", cmd.ProcessState)
@@ -223,7 +192,7 @@ func (m *Mosquitto) waitPort(ctx context.Context, timeout time.Duration) error {
 // it and removes its directory. It is safe to call more than once.
 func (m *Mosquitto) Stop() error {
 	m.stopOnce.Do(func() {
-		if cmd, exited := m.proc(); cmd != nil && cmd.Process != nil {
+		if cmd, exited := m.proc.current(); cmd != nil && cmd.Process != nil {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-exited:
@@ -280,6 +249,6 @@ func (t *tailBufferMQ) String() string {
 
 // Pid is the broker process's ID, for measuring what it costs.
 func (m *Mosquitto) Pid() int {
-	cmd, _ := m.proc()
+	cmd, _ := m.proc.current()
 	return cmd.Process.Pid
 }
