@@ -89,6 +89,22 @@ func (ls *leases) live(l *coordinationv1.Lease) bool {
 	return ls.now().Sub(o.at) < ls.duration
 }
 
+// forgetExcept drops what was observed of Leases no longer listed (deleted
+// products, stopped replicas), so that the observations stay bounded.
+func (ls *leases) forgetExcept(lists ...[]coordinationv1.Lease) {
+	listed := map[string]bool{}
+	for _, l := range lists {
+		for i := range l {
+			listed[l[i].Name] = true
+		}
+	}
+	for name := range ls.seen {
+		if !listed[name] {
+			delete(ls.seen, name)
+		}
+	}
+}
+
 // list returns the Leases of one kind.
 func (ls *leases) list(ctx context.Context, kind string) ([]coordinationv1.Lease, error) {
 	var l coordinationv1.LeaseList

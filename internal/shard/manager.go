@@ -261,6 +261,7 @@ func (m *Manager) view(ctx context.Context) (View, error) {
 			v.Holders[k] = ptr.Deref(l.Spec.HolderIdentity, "")
 		}
 	}
+	m.ls.forgetExcept(members, products)
 	owners := map[string]string{}
 	for k, id := range v.Holders {
 		if u := apps[id]; u != "" && id != m.cfg.Identity {
