@@ -311,9 +311,25 @@ func (d *device) progressPayload(module string, step protocol.Step, desc string)
 	return protocol.Progress{ID: id, NumericID: numeric, Module: module, Step: step, Desc: desc}.Encode()
 }
 
+// resendInterval is how long a device waits before publishing again a
+// message the broker did not acknowledge.
+const resendInterval = time.Second
+
+// send publishes a QoS 1 message until the broker acknowledges it: a device
+// keeps a report it got no PUBACK for (the connection broke, the broker
+// restarted) and sends it again once connected, as MQTT clients with a QoS 1
+// queue do, so that a broker restart does not erase what it reported. A
+// device that went offline drops it, as a power cut would. Errors are
+// counted by waitToken.
 func (d *device) send(topic string, payload []byte) {
-	// Errors are counted by waitToken; a device carries on like a real one.
-	_ = d.conn.publish(topic, payload)
+	for d.conn.publish(topic, payload) != nil {
+		d.mu.Lock()
+		offline := d.offline
+		d.mu.Unlock()
+		if offline || !sleep(d.f.ctx, resendInterval) {
+			return
+		}
+	}
 }
 
 // goOffline drops the device off the network; with Failures.OfflineFor it
