@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"math/bits"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,16 @@ type timedMutex struct {
 	sync.Mutex
 	since time.Time
 	holds holdHistogram
+	// longest is the longest hold and the function that held the lock:
+	// what a latency spike at scale is looked for with. Written under the
+	// lock, read without it.
+	longest atomic.Pointer[Hold]
+}
+
+// Hold is one hold of the engine lock.
+type Hold struct {
+	Duration time.Duration
+	In       string // the function that held the lock
 }
 
 func (m *timedMutex) Lock() {
@@ -24,8 +36,25 @@ func (m *timedMutex) Lock() {
 }
 
 func (m *timedMutex) Unlock() {
-	m.holds.observe(time.Since(m.since))
+	d := time.Since(m.since)
+	m.holds.observe(d)
+	if l := m.longest.Load(); l == nil || d > l.Duration {
+		m.longest.Store(&Hold{Duration: d, In: holder()})
+	}
 	m.Mutex.Unlock()
+}
+
+// holder names the function that unlocks, skipping the lock's own
+// helpers; it runs only when a hold is the longest yet.
+func holder() string {
+	pcs := make([]uintptr, 8)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if !strings.HasSuffix(f.Function, "(*Engine).unlock") || !more {
+			return strings.TrimPrefix(f.Function, "github.com/otafleet/otafleet/internal/")
+		}
+	}
 }
 
 // holdBuckets: bucket i counts holds under 2^i microseconds; the last one
@@ -55,6 +84,8 @@ type LockHolds struct {
 	// bucket the quantile falls in.
 	P50, P99, Max time.Duration
 	Total         time.Duration
+	// Longest is the longest hold since the engine started, exactly.
+	Longest Hold
 }
 
 func (h *holdHistogram) summary() LockHolds {
@@ -81,7 +112,9 @@ func (s LockHolds) Since(prev LockHolds) LockHolds {
 	for i := range counts {
 		counts[i] = s.Buckets[i] - prev.Buckets[i]
 	}
-	return summarize(counts, s.Total-prev.Total)
+	out := summarize(counts, s.Total-prev.Total)
+	out.Longest = s.Longest // since the start: one hold is not kept per window
+	return out
 }
 
 func quantile(counts []int64, total int64, q float64) time.Duration {
@@ -103,7 +136,13 @@ func quantile(counts []int64, total int64, q float64) time.Duration {
 func bucketEnd(i int) time.Duration { return time.Duration(1<<i) * time.Microsecond }
 
 // LockHolds returns the hold-time summary since the engine started.
-func (e *Engine) LockHolds() LockHolds { return e.mu.holds.summary() }
+func (e *Engine) LockHolds() LockHolds {
+	s := e.mu.holds.summary()
+	if l := e.mu.longest.Load(); l != nil {
+		s.Longest = *l
+	}
+	return s
+}
 
 var descLockHold = prometheus.NewDesc("otafleet_engine_lock_hold_seconds",
 	"How long the rollout engine's lock was held at a time: device ingest and status reads wait behind it.", nil, nil)

@@ -61,3 +61,24 @@ func TestLockHoldsSince(t *testing.T) {
 		t.Fatalf("since = %+v, want the 3 short holds only", s)
 	}
 }
+
+// The longest hold names the function that held the lock, through the
+// engine's unlock helper too.
+func TestLongestHoldNamesItsHolder(t *testing.T) {
+	e := &Engine{}
+	e.mu.Lock()
+	e.mu.Unlock()
+	holdLong(e, 2*time.Millisecond)
+	l := e.LockHolds().Longest
+	if l.Duration < 2*time.Millisecond || l.In != "fleet.holdLong" {
+		t.Fatalf("longest hold %+v, want at least 2ms in fleet.holdLong", l)
+	}
+}
+
+// holdLong holds the lock for d (a long hold to find, not a wait for
+// anything).
+func holdLong(e *Engine, d time.Duration) {
+	e.mu.Lock()
+	defer e.unlock()
+	time.Sleep(d)
+}

@@ -174,6 +174,7 @@ func rollout(b *testing.B, v variant) {
 	}
 	stage("engine %+v", after)
 	stage("gateway %+v", gwAfter)
+	r.listings = pageAll(b, l, ns, "p", ub.Name)
 	r.stopTime, r.resyncTime = failover(b, l, ns, n)
 	sim.stop()
 	stopLab()
@@ -212,6 +213,7 @@ type report struct {
 	brokerTime, apiTime      time.Duration
 	storageTime              time.Duration
 	stopTime, resyncTime     time.Duration
+	listings                 []listing
 	brokerMessages           int64
 	rawRate                  float64
 }
@@ -246,12 +248,21 @@ func (r *report) print(b *testing.B) {
 	}
 	fmt.Fprintf(&w, "  engine lock held                        %d times, p50 < %s, p99 < %s, max < %s, %s in all\n",
 		r.holds.Count, r.holds.P50, r.holds.P99, r.holds.Max, r.holds.Total.Round(time.Millisecond))
+	fmt.Fprintf(&w, "  engine lock, longest hold since start   %s in %s\n", r.holds.Longest.Duration.Round(time.Microsecond), r.holds.Longest.In)
 	fmt.Fprintf(&w, "  heap (%s)%s peak %d MiB, live halfway %d MiB, before the devices %d MiB:\n",
 		heapOf, strings.Repeat(" ", max(1, 30-len(heapOf))), r.heap>>20, r.liveHeap>>20, r.baseHeap>>20)
 	fmt.Fprintf(&w, "                                          %.0f B per tracked device live, %.0f B at the peak\n",
 		perDevice(r.liveHeap, r.baseHeap, n), perDevice(r.heap, r.baseHeap, n))
 	fmt.Fprintf(&w, "  failover: old manager stopped in %s; new one rebuilt %d devices and the batch from the slices in %s\n",
 		r.stopTime.Round(time.Millisecond), r.n, r.resyncTime.Round(time.Millisecond))
+	for _, l := range r.listings {
+		if l.err != nil {
+			fmt.Fprintf(&w, "  kubectl ota devices %-19s failed: %v\n", l.what, l.err)
+			continue
+		}
+		fmt.Fprintf(&w, "  kubectl ota devices %-19s %d rows in %s, the first after %s\n", l.what, l.rows,
+			l.all.Round(time.Millisecond), l.first.Round(time.Millisecond))
+	}
 	if floor > 0 {
 		r.printFloors(&w, floor)
 	} else {
