@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -61,7 +62,7 @@ func (w *sliceWriter) write(ctx context.Context, j *writeJob) bool {
 			err = w.client.Patch(ctx, j.obj, client.RawPatch(types.MergePatchType, body))
 		}
 	} else {
-		err = w.client.Patch(ctx, j.obj, client.RawPatch(types.MergePatchType, j.body))
+		err = w.patch(ctx, j)
 	}
 	w.count(err)
 	if err != nil {
@@ -69,4 +70,18 @@ func (w *sliceWriter) write(ctx context.Context, j *writeJob) bool {
 	}
 	j.done(err == nil)
 	return err == nil
+}
+
+// patch sends a slice's merge patch and asks for the answer as metadata
+// only (PartialObjectMetadata): the writer does not read it, and decoding
+// the whole slice that a PATCH returns was a tenth of the operator's CPU.
+func (w *sliceWriter) patch(ctx context.Context, j *writeJob) error {
+	gvk, err := w.client.GroupVersionKindFor(j.obj)
+	if err != nil {
+		return err
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(gvk)
+	meta.Name, meta.Namespace = j.obj.GetName(), j.obj.GetNamespace()
+	return w.client.Patch(ctx, meta, client.RawPatch(types.MergePatchType, j.body))
 }
