@@ -80,8 +80,12 @@ func (w *sliceWriter) patch(ctx context.Context, j *writeJob) error {
 	if err != nil {
 		return err
 	}
+	body, err := json.Marshal(j.patch)
+	if err != nil {
+		return err
+	}
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(gvk)
 	meta.Name, meta.Namespace = j.obj.GetName(), j.obj.GetNamespace()
-	return w.client.Patch(ctx, meta, client.RawPatch(types.MergePatchType, j.body))
+	return w.client.Patch(ctx, meta, client.RawPatch(types.MergePatchType, body))
 }
