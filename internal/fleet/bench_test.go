@@ -16,7 +16,7 @@ import (
 
 // memEngine is an engine with n devices of one product in a running batch,
 // without an API server: the benchmarks measure the in-memory hot paths.
-func memEngine(b *testing.B, n int) (*Engine, []string) {
+func memEngine(b testing.TB, n int) (*Engine, []string) {
 	e := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
 	e.ready = true
 	close(e.readyCh)

@@ -116,7 +116,9 @@ type campaign struct {
 	unknownExamples []string
 	reasons         map[string]*otav1.ReasonCount
 
-	stage       rollout.Stage
+	stage rollout.Stage
+	// cursor is how far a selection taken in steps has come (selectSome).
+	cursor      selectCursor
 	currentWave int32
 	pausedUntil time.Time
 	waveHeld    string // why the next wave does not start
@@ -259,7 +261,10 @@ func (c *campaign) snapshot() rollout.Snapshot {
 // selectNow runs the first selection once the schedule allows it.
 func (e *Engine) selectNow(c *campaign, now time.Time) {
 	if c.stage == rollout.Waiting && !now.Before(c.spec.Start) && !c.over(now) {
-		e.selectAll(c, now)
+		if !e.selectSome(c, now, maxSelectPerTick) {
+			e.kick() // the next step at once
+			return
+		}
 		c.stage = rollout.Selected
 	}
 }

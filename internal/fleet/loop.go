@@ -128,6 +128,9 @@ func (e *Engine) tick() {
 	e.stats.Pushed += int64(len(out))
 	seq := e.durable.take(marks)
 	e.unlock()
+	if len(out) >= maxPushesPerTick {
+		e.kick() // more may be due: the next tick comes at once
+	}
 	// A push goes out once its NOTIFIED state is written: a device is never
 	// told to upgrade by a push a crash could forget (and push again).
 	if out = e.durable.hold(seq, out); len(out) > 0 {

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"math"
 	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -10,40 +11,71 @@ import (
 // maxUnknownExamples bounds the unknown List names a status shows.
 const maxUnknownExamples = 5
 
-// selectAll runs a campaign's first selection in inventory order: that
-// order does not depend on map order (waves are stable), and it pushes the
-// devices of one DeviceSlice together, so that their new versions land in
-// one or two writes of that slice instead of in every flush of the
-// rollout (a list in name order touched every slice in every flush: 0.17
-// writes per device at 100,000 instead of 0.05). A list with waves keeps
-// its own order (its first names are the first wave), and so does a
-// verification run (its status lists the devices as the run names them).
-func (e *Engine) selectAll(c *campaign, now time.Time) {
-	pr := c.product
-	if c.spec.Devices != nil && (c.spec.Verification || len(c.spec.Waves) > 0) {
-		for _, name := range c.spec.Devices {
+// maxSelectPerTick bounds the devices one step of a static campaign's
+// selection considers, and so how long it holds the lock (about 2 us a
+// device): a million devices selected at once held it 2 s, with device
+// reports and status reads waiting behind.
+const maxSelectPerTick = 50000
+
+// selectCursor is where a selection taken in steps goes on.
+type selectCursor struct {
+	next           int  // the next slice of the inventory, or name of the List
+	unknownCounted bool // the List's names the inventory lacks are counted
+}
+
+// selectSome runs a campaign's first selection in inventory order, budget
+// devices at a time for a static campaign, and reports whether it is
+// complete. A dynamic campaign selects in one step: devices that report
+// while it selects would otherwise miss it. Inventory order does not
+// depend on map order (waves are stable), and it pushes the devices of
+// one DeviceSlice together, so that their new versions land in one or two
+// writes of that slice instead of in every flush of the rollout (a list
+// in name order touched every slice in every flush: 0.17 writes per device
+// at 100,000 instead of 0.05). A list with waves keeps its own order (its
+// first names are the first wave), and so does a verification run (its
+// status lists the devices as the run names them).
+func (e *Engine) selectSome(c *campaign, now time.Time, budget int) (complete bool) {
+	if c.spec.Dynamic {
+		budget = math.MaxInt
+	}
+	pr, cur := c.product, &c.cursor
+	if names := c.spec.Devices; names != nil && (c.spec.Verification || len(c.spec.Waves) > 0) {
+		end := cur.next + min(budget, len(names)-cur.next)
+		for _, name := range names[cur.next:end] {
 			if d := pr.devices[name]; d != nil {
 				e.consider(c, d, now)
 			} else {
 				e.unknownDevice(c, name, now)
 			}
 		}
-		e.assignWaves(c)
-		return
-	}
-	for _, name := range c.spec.Devices {
-		if pr.devices[name] == nil {
-			e.unknownDevice(c, name, now)
+		if cur.next = end; end < len(names) {
+			return false
 		}
+		e.assignWaves(c)
+		return true
 	}
-	for _, s := range pr.slices {
+	if !cur.unknownCounted {
+		for _, name := range c.spec.Devices {
+			if pr.devices[name] == nil {
+				e.unknownDevice(c, name, now)
+			}
+		}
+		cur.unknownCounted = true
+	}
+	for ; cur.next < len(pr.slices) && budget > 0; cur.next++ {
+		s := pr.slices[cur.next]
 		for _, d := range s.devices {
 			if c.devices == nil || c.devices[d.name] {
 				e.consider(c, d, now)
 			}
 		}
+		budget -= len(s.devices)
+	}
+	if cur.next < len(pr.slices) {
+		return false
 	}
 	e.assignWaves(c)
+	return true
 }
 
 // unknownDevice records a name of a List scope the inventory lacks: a
