@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -24,7 +25,9 @@ func TestSelectionInStepsEqualsOneStep(t *testing.T) {
 	}{
 		{"whole fleet, waves", func(s *Spec, _ []string) {}},
 		{"list with waves", func(s *Spec, names []string) { s.Devices = append(slices.Clone(names[100:220]), "missing-1") }},
-		{"list without waves", func(s *Spec, names []string) { s.Devices, s.Waves = append(slices.Clone(names[:150]), "missing-1"), nil }},
+		{"list without waves", func(s *Spec, names []string) {
+			s.Devices, s.Waves = append(slices.Clone(names[:150]), "missing-1"), nil
+		}},
 		{"gray percentage", func(s *Spec, _ []string) { s.GrayPercent = 30 }},
 	}
 	for _, tc := range cases {
@@ -100,13 +103,7 @@ func pendingCampaign(t *testing.T, edit func(*Spec, []string)) pending {
 // counts and the names the inventory lacks.
 func (p pending) view() string {
 	out := ""
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range p.c.tasks {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(p.c.tasks)) {
 		tk := p.c.tasks[name]
 		out += fmt.Sprintf("%s %s wave %d %s\n", name, tk.state, tk.wave, tk.reason)
 	}
