@@ -133,7 +133,8 @@ type campaign struct {
 	completionTime    time.Time
 	statusDirty       bool
 	lastStatusTrigger time.Time
-	lastScan          time.Time
+	lastScan          time.Time // when the last walk began
+	walk              scanWalk
 	scanned           bool
 	waveStats         []rollout.WaveStat
 	// endApplied and cancelApplied make the schedule's end and a cancel

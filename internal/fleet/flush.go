@@ -113,7 +113,7 @@ func releasable(c *campaign) bool {
 func (c *campaign) release() {
 	c.sliceCount = len(c.slices)
 	c.tasks, c.slices, c.queue, c.again, c.waveStats = map[string]*task{}, nil, nil, nil, nil
-	c.stage, c.scanned = rollout.Released, false
+	c.stage, c.scanned, c.walk = rollout.Released, false, scanWalk{}
 }
 
 func allCreated(c *campaign) bool {

@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"math"
+	"slices"
 	"time"
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
@@ -112,10 +114,9 @@ func (e *Engine) tick() {
 			c.windowAt(now) // a window opening or closing changes status
 		}
 		// Nothing active, nothing to time out, retry or count: a finished
-		// campaign costs no walk.
-		if now.Sub(c.lastScan) >= scanInterval && c.active() > 0 {
-			e.scan(c, now)
-			c.lastScan = now
+		// campaign costs no walk. A walk under way goes on.
+		if c.walk.next > 0 || (now.Sub(c.lastScan) >= scanInterval && c.active() > 0) {
+			e.scan(c, now, maxScanPerTick)
 		}
 		e.advance(c, now)
 		out = e.collectPushes(c, now, out)
@@ -140,52 +141,92 @@ func (e *Engine) tick() {
 	}
 }
 
-// scan walks a campaign's tasks: it times out devices, re-queues due
-// retries and counts each wave's tasks.
-func (e *Engine) scan(c *campaign, now time.Time) {
+// maxScanPerTick bounds the tasks one tick walks in a static campaign, and
+// so how long the walk holds the lock: a million tasks walked at once held
+// it most of a second, every second. At 50,000 a tick (every 50 ms) a walk
+// of a million tasks still takes about a second.
+const maxScanPerTick = 50000
+
+// scanWalk is a walk of a campaign's tasks, slice by slice, that may take
+// several ticks.
+type scanWalk struct {
+	next  int                // the next UpgradeSlice; 0 when no walk is under way
+	stats []rollout.WaveStat // each wave's counts so far
+}
+
+// scan walks a campaign's tasks, budget at a time for a static campaign
+// (a dynamic one in one go: a device it selects again meanwhile could be
+// counted finished while its new task runs). It times out devices,
+// re-queues due retries and counts each wave's tasks; the counts replace
+// waveStats once the walk is complete. A count taken early in a walk can
+// only hold a wave back longer (a static campaign's finished task does not
+// become active again), never let it go early.
+func (e *Engine) scan(c *campaign, now time.Time, budget int) {
+	if c.spec.Dynamic {
+		budget = math.MaxInt
+	}
 	nw := max(len(c.spec.Waves), 1)
-	if len(c.waveStats) != nw {
-		c.waveStats = make([]rollout.WaveStat, nw)
-	} else {
-		clear(c.waveStats)
+	w := &c.walk
+	if w.next == 0 {
+		c.lastScan = now
+		w.stats = slices.Grow(w.stats[:0], nw)[:nw]
+		clear(w.stats)
 	}
 	nowMs := now.UnixMilli()
-	for _, t := range c.tasks {
-		switch {
-		case rollout.SoakOver(t.state, t.soakStart, c.spec.Soak, nowMs):
-			e.finish(t, otav1.TaskSucceeded, "", "", now)
-			e.stats.Succeeded++
-			// The device is free now, and will not report again until it
-			// reconnects: a campaign of another module that found it busy
-			// takes it at once (the multi-module scenario, with a soak).
-			if e.hasDynamic(c.product) {
-				e.offer(c.product, t.dev, "", true, now)
-			}
-		case rollout.TimedOut(t.state, t.started, c.spec.Timeout, nowMs):
-			e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
-		case !t.queued && rollout.RetryDue(t.state, t.retryAt, nowMs):
-			c.enqueueAgain(t)
-		case t.state == otav1.TaskNotified:
-			e.unanswered(t, false, now)
+	for ; w.next < len(c.slices) && budget > 0; w.next++ {
+		tasks := c.slices[w.next].tasks
+		for _, t := range tasks {
+			e.scanTask(c, t, now, nowMs)
+			countWave(&w.stats[min(max(int(t.wave), 1), nw)-1], t, c.spec.Soak)
 		}
-		w := min(max(int(t.wave), 1), nw) - 1
-		ws := &c.waveStats[w]
-		switch {
-		case t.state == otav1.TaskSoaking:
-			ws.Soaking++
-			if end := time.UnixMilli(t.soakStart + c.spec.Soak.Milliseconds()); end.After(ws.SoakEnds) {
-				ws.SoakEnds = end
-			}
-		case t.state.Active():
-			ws.Active++
-		case t.state == otav1.TaskSucceeded:
-			ws.Succeeded++
-			ws.Finished++
-		default:
-			ws.Finished++
-		}
+		budget -= len(tasks)
 	}
+	if w.next < len(c.slices) {
+		return
+	}
+	w.next = 0
+	c.waveStats, w.stats = w.stats, c.waveStats
 	c.scanned = true
+}
+
+// scanTask applies to one task what time alone decides: a soak over, a
+// timeout, a retry due, a push unanswered.
+func (e *Engine) scanTask(c *campaign, t *task, now time.Time, nowMs int64) {
+	switch {
+	case rollout.SoakOver(t.state, t.soakStart, c.spec.Soak, nowMs):
+		e.finish(t, otav1.TaskSucceeded, "", "", now)
+		e.stats.Succeeded++
+		// The device is free now, and will not report again until it
+		// reconnects: a campaign of another module that found it busy
+		// takes it at once (the multi-module scenario, with a soak).
+		if e.hasDynamic(c.product) {
+			e.offer(c.product, t.dev, "", true, now)
+		}
+	case rollout.TimedOut(t.state, t.started, c.spec.Timeout, nowMs):
+		e.fail(t, otav1.TaskTimedOut, otav1.FailureTimeout, "no new version within "+c.spec.Timeout.String(), now)
+	case !t.queued && rollout.RetryDue(t.state, t.retryAt, nowMs):
+		c.enqueueAgain(t)
+	case t.state == otav1.TaskNotified:
+		e.unanswered(t, false, now)
+	}
+}
+
+// countWave counts a task in its wave's stats.
+func countWave(ws *rollout.WaveStat, t *task, soak time.Duration) {
+	switch {
+	case t.state == otav1.TaskSoaking:
+		ws.Soaking++
+		if end := time.UnixMilli(t.soakStart + soak.Milliseconds()); end.After(ws.SoakEnds) {
+			ws.SoakEnds = end
+		}
+	case t.state.Active():
+		ws.Active++
+	case t.state == otav1.TaskSucceeded:
+		ws.Succeeded++
+		ws.Finished++
+	default:
+		ws.Finished++
+	}
 }
 
 // advance moves a campaign along: it applies the schedule's end and the
@@ -227,7 +268,8 @@ func (e *Engine) advance(c *campaign, now time.Time) {
 		c.currentWave++
 		c.pausedUntil = time.Time{}
 		c.statusDirty = true
-		c.scanned = false // the next wave's counts come with the next scan
+		// The next wave's counts come with the next walk, begun after this.
+		c.scanned, c.walk.next = false, 0
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
 	"github.com/otafleet/otafleet/internal/protocol"
+	"github.com/otafleet/otafleet/internal/rollout"
 )
 
 // A static campaign selected in steps of a few devices ends with the same
@@ -111,4 +112,53 @@ func (p pending) view() string {
 		out += tk.dev.name + " "
 	}
 	return out + fmt.Sprintf("\ncounts %+v unknown %d %v", p.c.counts, p.c.unknown, p.c.unknownExamples)
+}
+
+// A static campaign's tasks walked a few at a time end with the same
+// timeouts and the same wave counts as one walk; the counts change only
+// when the walk is complete.
+func TestScanInStepsEqualsOneWalk(t *testing.T) {
+	one, steps := pendingCampaign(t, func(*Spec, []string) {}), pendingCampaign(t, func(*Spec, []string) {})
+	now := time.Now()
+	for _, p := range []pending{one, steps} {
+		p.e.selectSome(p.c, now, math.MaxInt)
+		p.c.stage = rollout.Selected
+		for name, tk := range p.c.tasks {
+			switch i := len(name) % 3; {
+			case name < "dev-050":
+				p.e.setState(tk, otav1.TaskInProgress, now)
+				tk.started = now.Add(-2 * time.Hour).UnixMilli() // past the 1 h timeout
+			case name < "dev-120" && i == 0:
+				p.e.setState(tk, otav1.TaskSucceeded, now)
+			}
+		}
+	}
+	one.e.scan(one.c, now, math.MaxInt)
+	walks := 0
+	for {
+		steps.e.scan(steps.c, now, 7)
+		walks++
+		if steps.c.walk.next == 0 {
+			break
+		}
+		if steps.c.scanned {
+			t.Fatalf("wave counts taken after %d steps of an incomplete walk", walks)
+		}
+	}
+	if walks < 2 {
+		t.Fatalf("walked in %d step; the test wants several", walks)
+	}
+	counted := int64(0)
+	for _, ws := range steps.c.waveStats {
+		counted += ws.Active + ws.Finished + ws.Soaking
+	}
+	if counted != int64(len(steps.c.tasks)) {
+		t.Fatalf("the walk counted %d tasks of %d", counted, len(steps.c.tasks))
+	}
+	if one.c.counts.TimedOut == 0 || !slices.Equal(one.c.waveStats, steps.c.waveStats) {
+		t.Fatalf("wave counts in steps %+v, in one walk %+v (timed out %d)", steps.c.waveStats, one.c.waveStats, one.c.counts.TimedOut)
+	}
+	if a, b := one.view(), steps.view(); a != b {
+		t.Fatalf("in steps:\n%s\nin one walk:\n%s", b, a)
+	}
 }
