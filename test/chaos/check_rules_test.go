@@ -188,7 +188,7 @@ func TestConfigFromEnv(t *testing.T) {
 		kills, replicas int
 		lease           string
 	}{
-		{nil, "broker-persist", 3, 1, ""},
+		{nil, defaultFaults, 4, 2, ""}, // make test: the replicas fault adds a kill and a standby
 		{map[string]string{"CHAOS_FAULTS": ""}, "", 3, 1, ""},
 		{map[string]string{"CHAOS_FAULTS": "minio,apiserver"}, "minio,apiserver", 0, 1, ""},
 		{map[string]string{"CHAOS_FAULTS": "minio", "CHAOS_KILLS": "5"}, "minio", 5, 1, ""},
