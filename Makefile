@@ -126,10 +126,11 @@ bench-replicas: test-env ## Three replicas share products while the busiest is S
 # (empty: a new seed, printed); CHAOS_WAVES the waves' cumulative percentages
 # (10,50,100); CHAOS_DIR keeps the logs. CHAOS_FAULTS injects other faults
 # (broker, broker-persist, minio, minio-upload, apiserver, replicas), each
-# CHAOS_FAULT_REPEAT (1) times, with no kills unless CHAOS_KILLS says so
-# (100 without faults); CHAOS_REPLICAS runs more managers; CHAOS_LEASE sets
-# their lease duration, renew deadline and retry period (15s,10s,2s).
-# `make test` runs a short version (3 kills).
+# CHAOS_FAULT_REPEAT (1) times, with no kills unless CHAOS_KILLS says so;
+# unset, every fault but broker comes once among the kills (100).
+# CHAOS_REPLICAS runs more managers; CHAOS_LEASE sets their lease duration,
+# renew deadline and retry period (15s,10s,2s). `make test` runs a short
+# version (3 kills and those faults, then a broker without persistence).
 CHAOS_KILLS ?=
 CHAOS_DEVICES ?= 2000
 CHAOS_SEED ?=
