@@ -81,6 +81,11 @@ type heldPushes struct {
 	out []outgoing
 }
 
+// next is the sequence the changes marked now will take: the next take,
+// whether in this hold of the engine's lock or a later one. Called with
+// e.mu held.
+func (d *durability) next() uint64 { return d.seq + 1 }
+
 // take returns a new sequence number if dirty marks were made since
 // marksBefore, else 0 (nothing to wait for). Called with e.mu held.
 func (d *durability) take(marksBefore uint64) uint64 {
@@ -141,6 +146,13 @@ func (d *durability) hold(seq uint64, out []outgoing) []outgoing {
 	return nil
 }
 
+// isDurable reports whether seq is durable.
+func (d *durability) isDurable(seq uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return seq <= d.durable
+}
+
 // wait blocks until seq is durable or ctx ends.
 func (d *durability) wait(ctx context.Context, seq uint64) error {
 	for {
@@ -165,7 +177,7 @@ func (d *durability) wait(ctx context.Context, seq uint64) error {
 // Durable returns a function that blocks until the effects of the
 // changes numbered seq are written; nil when seq is 0 (nothing changed).
 func (e *Engine) durableFunc(seq uint64) func(context.Context) error {
-	if seq == 0 {
+	if seq == 0 || e.durable.isDurable(seq) {
 		return nil
 	}
 	return func(ctx context.Context) error { return e.durable.wait(ctx, seq) }

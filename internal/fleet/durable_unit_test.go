@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	otav1 "github.com/otafleet/otafleet/api/v1alpha1"
+	"github.com/otafleet/otafleet/internal/protocol"
 )
 
 func TestDurabilityReleasesInOrderOfSequenceNotOfArrival(t *testing.T) {
@@ -64,5 +67,43 @@ func TestUrgentBacklogWakesTheFlushLoop(t *testing.T) {
 	case <-d.urgent:
 	default:
 		t.Fatal("no urgent signal at the backlog limit")
+	}
+}
+
+// A report the broker delivers again (after a reconnect) changes nothing
+// the second time, but its first delivery's change may not be written
+// yet: the second is acknowledged only once it is, or a crash would lose
+// the change with no delivery left (found by the chaos harness: failures
+// redelivered after a broker restart were acknowledged at once, the
+// manager was killed before the flush, and the next one pushed the same
+// attempt again).
+func TestRedeliveredReportWaitsForTheFirstOnesWrite(t *testing.T) {
+	e, names := memEngine(t, 10)
+	dev := names[3]
+	e.mu.Lock()
+	for _, c := range e.campaigns {
+		e.setState(c.tasks[dev], otav1.TaskNotified, e.now())
+	}
+	e.durable.advance(e.durable.take(0)) // what came before is written
+	e.mu.Unlock()
+	failure := []protocol.Message{{Kind: protocol.KindProgress, ProductKey: "pk", DeviceName: dev, Module: "default", Step: -4}}
+	if first := e.HandleBatch(context.Background(), failure); first == nil {
+		t.Fatal("a failure is acknowledged before it is written")
+	}
+	again := e.HandleBatch(context.Background(), failure)
+	if again == nil {
+		t.Fatal("the failure delivered again is acknowledged before the first delivery's change is written")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := again(ctx); err == nil {
+		t.Fatal("the second delivery's wait ended while nothing was written")
+	}
+	e.durable.advance(e.durable.seq) // the flush wrote the failure
+	if err := again(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if third := e.HandleBatch(context.Background(), failure); third != nil {
+		t.Error("a report whose change is written waits again")
 	}
 }

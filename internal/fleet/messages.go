@@ -31,6 +31,7 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) (dura
 	e.mu.Lock()
 	marks := e.durable.marks
 	now := e.now()
+	var changed uint64 // the latest changedSeq of the batch's devices
 	for i := range msgs {
 		m := &msgs[i]
 		pr := e.products[m.ProductKey]
@@ -47,8 +48,13 @@ func (e *Engine) HandleBatch(ctx context.Context, msgs []protocol.Message) (dura
 		case protocol.KindFirmwareGet, protocol.KindRequest:
 			replies = append(replies, e.pending(pr, m))
 		}
+		if d := pr.devices[m.DeviceName]; d != nil {
+			changed = max(changed, d.changedSeq)
+		}
 	}
-	seq := e.durable.take(marks)
+	// A report that changed nothing may be the broker's second delivery of
+	// one whose change is not written yet: it waits for that write too.
+	seq := max(e.durable.take(marks), changed)
 	// A reply may name a push whose NOTIFIED state is not written yet: it
 	// waits, as that push does, for everything applied so far.
 	replySeq := e.durable.seq

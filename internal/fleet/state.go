@@ -79,6 +79,7 @@ func (e *Engine) fail(t *task, to otav1.TaskState, reason, msg string, now time.
 func (e *Engine) markTask(t *task) {
 	t.slice.dirty = true
 	e.durable.marks++
+	t.dev.changedSeq = e.durable.next()
 }
 
 // markDevice marks the device's inventory slice for writing. Only a
@@ -91,6 +92,7 @@ func (e *Engine) markDevice(d *device, critical bool) {
 		d.slice.dirty = true
 		if critical {
 			e.durable.marks++
+			d.changedSeq = e.durable.next()
 		}
 	}
 }

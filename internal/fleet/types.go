@@ -32,6 +32,12 @@ type device struct {
 	lastSeen int64
 	// task is the active task holding the device, if any.
 	task *task
+	// changedSeq is the durability sequence that writes the device's last
+	// change that must be durable: a report that changes nothing (a
+	// duplicate the broker delivers again after a reconnect) is
+	// acknowledged only once that is written, or a crash would forget the
+	// change and the broker would not deliver the report again.
+	changedSeq uint64
 }
 
 func (d *device) version(module string) (string, bool) {
