@@ -17,26 +17,39 @@ import (
 // memEngine is an engine with n devices of one product in a running batch,
 // without an API server: the benchmarks measure the in-memory hot paths.
 func memEngine(b testing.TB, n int) (*Engine, []string) {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("dev-%06d", i)
+	}
+	e := memFleet(names, func(int) string { return "1.0.0" })
+	if _, err := e.Upsert(memSpec()); err != nil {
+		b.Fatal(err)
+	}
+	return e, names
+}
+
+// memFleet is an engine without an API server that holds one product
+// ("pk") whose devices have informed version(i) of module "default".
+func memFleet(names []string, version func(i int) string) *Engine {
 	e := New(nil, nil, nil, staticSigner{}, Options{}, logr.Discard())
 	e.ready = true
 	close(e.readyCh)
 	p := &otav1.Product{Spec: otav1.ProductSpec{ProductKey: "pk"}}
 	p.Name, p.Namespace, p.UID = "p", "ns", "uid"
 	e.SyncProduct(p)
-	names := make([]string, n)
-	msgs := make([]protocol.Message, n)
-	for i := range names {
-		names[i] = fmt.Sprintf("dev-%06d", i)
-		msgs[i] = protocol.Message{Kind: protocol.KindInform, ProductKey: "pk", DeviceName: names[i], Module: "default", Version: "1.0.0"}
+	msgs := make([]protocol.Message, len(names))
+	for i, name := range names {
+		msgs[i] = protocol.Message{Kind: protocol.KindInform, ProductKey: "pk", DeviceName: name, Module: "default", Version: version(i)}
 	}
 	e.HandleBatch(context.Background(), msgs)
-	_, err := e.Upsert(Spec{Ref: otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "b"}, Namespace: "ns",
+	return e
+}
+
+// memSpec is a batch of memFleet's product to 2.0.0.
+func memSpec() Spec {
+	return Spec{Ref: otav1.CampaignReference{Kind: otav1.KindUpgradeBatch, Name: "b"}, Namespace: "ns",
 		ProductKey: "pk", Module: "default", Target: "2.0.0", RatePerMinute: 10000, Timeout: time.Hour,
-		Image: Image{Bucket: "b", Key: "k", Size: 1, MD5: "0123456789abcdef0123456789abcdef"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return e, names
+		Image: Image{Bucket: "b", Key: "k", Size: 1, MD5: "0123456789abcdef0123456789abcdef"}}
 }
 
 // BenchmarkSelect100k measures selecting 100,000 devices for a batch.
